@@ -1,0 +1,48 @@
+"""Verilog emission: every hardware unit at its default configuration, reproducibly.
+
+``emit_src=False`` keeps source paths out of the text, so the same design gives byte-identical
+Verilog on every machine. :data:`UNITS` is the list ``make verilog`` (``nmllm verilog``) writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from .ternary_matvec import TernaryMatVec
+
+__all__ = ["UNITS", "emit", "port_list", "write_all"]
+
+#: Verilog module name -> factory of the unit at its default configuration.
+UNITS: dict[str, Callable[[], wiring.Component]] = {
+    "ternary_matvec": lambda: TernaryMatVec(lanes=8, fan_in=256, out_features=64),
+}
+
+
+def emit(component: wiring.Component, name: str) -> str:
+    """Verilog text of ``component`` as module ``name`` (no source locations: reproducible)."""
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def port_list(component: wiring.Component) -> dict:
+    """The component's ports (Verilog names, directions, widths) as JSON-able metadata."""
+    return component.metadata.as_json()
+
+
+def write_all(out_dir: Path) -> list[Path]:
+    """Write ``<name>.v`` and ``<name>.ports.json`` for every unit of :data:`UNITS` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, factory in UNITS.items():
+        component = factory()
+        v_path = out_dir / f"{name}.v"
+        v_path.write_text(emit(component, name))
+        p_path = out_dir / f"{name}.ports.json"
+        p_path.write_text(json.dumps(port_list(component), indent=2, sort_keys=True) + "\n")
+        written += [v_path, p_path]
+    return written

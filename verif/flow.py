@@ -1,0 +1,33 @@
+"""Build one unit configuration, write its golden stimulus, and run its cocotb testbench."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hw.verilog import emit
+
+from .registry import BENCHES
+from .simulators import REPO_ROOT, TestbenchResult, run_testbench
+
+__all__ = ["BUILD_ROOT", "run_bench"]
+
+#: Each (unit, configuration, simulator) builds in its own folder below this one.
+BUILD_ROOT = REPO_ROOT / "build" / "sim"
+
+
+def run_bench(unit: str, config: str, simulator: str, *, seed: int = 1) -> TestbenchResult:
+    """Run the testbench of ``unit`` at configuration ``config`` on ``simulator`` with stall seed ``seed``."""
+    if unit not in BENCHES:
+        raise ValueError(f"No testbench for unit {unit!r}; known units: {', '.join(BENCHES)}")
+    bench = BENCHES[unit]
+    if config not in bench.configs:
+        raise ValueError(f"Unit {unit} has no configuration {config!r}; known: {', '.join(bench.configs)}")
+    component = bench.build(**bench.configs[config])
+    build_dir = BUILD_ROOT / unit / config / simulator
+    build_dir.mkdir(parents=True, exist_ok=True)
+    vectors = build_dir / "vectors.json"
+    vectors.write_text(json.dumps(bench.vectors(component, seed)))
+    return run_testbench(unit=unit, config=config, verilog=emit(component, unit), toplevel=unit,
+                         test_module=bench.tb_module, simulator=simulator, build_dir=build_dir,
+                         extra_env={"NMLLM_TB_VECTORS": str(vectors), "NMLLM_TB_SEED": str(seed)})

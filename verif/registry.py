@@ -1,0 +1,46 @@
+"""Every RTL testbench: the unit, the configurations it is checked at, its stimulus and cocotb module.
+
+Adding a hardware unit's testbench is one entry in :data:`BENCHES` (see the README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from amaranth.lib import wiring
+
+from hw.ternary_matvec import TernaryMatVec
+
+from . import ternary_matvec_vectors
+
+__all__ = ["UnitBench", "BENCHES"]
+
+
+@dataclass(frozen=True)
+class UnitBench:
+    """One unit's testbench.
+
+    ``configs`` maps a configuration name to the unit's constructor keywords; ``vectors(component,
+    seed)`` returns the stimulus JSON the cocotb module ``tb_module`` reads.
+    """
+
+    unit: str
+    build: Callable[..., wiring.Component]
+    vectors: Callable[[wiring.Component, int], dict]
+    tb_module: str
+    configs: dict[str, dict] = field(default_factory=dict)
+
+
+BENCHES: dict[str, UnitBench] = {
+    "ternary_matvec": UnitBench(
+        unit="ternary_matvec",
+        build=lambda **kw: TernaryMatVec(**kw),
+        vectors=lambda unit, seed: ternary_matvec_vectors.make_vectors(unit, seed=seed, n_random=1000),
+        tb_module="verif.tb_ternary_matvec",
+        configs={
+            "p4_k64_n16": dict(lanes=4, fan_in=64, out_features=16),
+            "p8_k128_n16_out12": dict(lanes=8, fan_in=128, out_features=16, out_bits=12),
+        },
+    ),
+}
