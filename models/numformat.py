@@ -145,7 +145,7 @@ def encode_ternary(weights) -> np.ndarray:
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"Weight {w[idx]!r} at index {idx} is not ternary; the spec stores only -1, 0 and +1 "
+            f"Weight {w[idx].item()!r} at index {idx} is not ternary; the spec stores only -1, 0 and +1 "
             f"(quantize with absmean ternarization first)")
     return (w.astype(np.int8) & 0b11).astype(np.uint8)
 

@@ -16,8 +16,13 @@ __all__ = ["BUILD_ROOT", "run_bench"]
 BUILD_ROOT = REPO_ROOT / "build" / "sim"
 
 
-def run_bench(unit: str, config: str, simulator: str, *, seed: int = 1) -> TestbenchResult:
-    """Run the testbench of ``unit`` at configuration ``config`` on ``simulator`` with stall seed ``seed``."""
+def run_bench(unit: str, config: str, simulator: str, *, seed: int = 1,
+              vectors: dict | None = None) -> TestbenchResult:
+    """Run the testbench of ``unit`` at configuration ``config`` on ``simulator`` with stall seed ``seed``.
+
+    ``vectors`` replaces the unit's generated stimulus (the tests use it to show that a wrong
+    expected word fails the run).
+    """
     if unit not in BENCHES:
         raise ValueError(f"No testbench for unit {unit!r}; known units: {', '.join(BENCHES)}")
     bench = BENCHES[unit]
@@ -26,8 +31,8 @@ def run_bench(unit: str, config: str, simulator: str, *, seed: int = 1) -> Testb
     component = bench.build(**bench.configs[config])
     build_dir = BUILD_ROOT / unit / config / simulator
     build_dir.mkdir(parents=True, exist_ok=True)
-    vectors = build_dir / "vectors.json"
-    vectors.write_text(json.dumps(bench.vectors(component, seed)))
+    vectors_file = build_dir / "vectors.json"
+    vectors_file.write_text(json.dumps(vectors if vectors is not None else bench.vectors(component, seed)))
     return run_testbench(unit=unit, config=config, verilog=emit(component, unit), toplevel=unit,
                          test_module=bench.tb_module, simulator=simulator, build_dir=build_dir,
-                         extra_env={"NMLLM_TB_VECTORS": str(vectors), "NMLLM_TB_SEED": str(seed)})
+                         extra_env={"NMLLM_TB_VECTORS": str(vectors_file), "NMLLM_TB_SEED": str(seed)})

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["SIMULATORS", "TestbenchResult", "available_simulators", "missing_simulators",
@@ -63,7 +63,7 @@ def missing_simulators() -> list[str]:
 
 @dataclass(frozen=True)
 class TestbenchResult:
-    """What one testbench run reports: the testbench's own summary plus wall times."""
+    """What one testbench run reports: the testbench's own summary (``summary``) plus wall times."""
 
     unit: str
     config: str
@@ -74,6 +74,7 @@ class TestbenchResult:
     build_s: float
     run_s: float
     detail: str = ""
+    summary: dict = field(default_factory=dict)
 
 
 def run_testbench(*, unit: str, config: str, verilog: str, toplevel: str, test_module: str,
@@ -113,9 +114,13 @@ def run_testbench(*, unit: str, config: str, verilog: str, toplevel: str, test_m
                  timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
     t1 = time.perf_counter()
     env = {"NMLLM_TB_SUMMARY": str(summary), **(extra_env or {})}
-    results_xml = runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
-                              test_dir=build_dir, extra_env=env, timescale=("1ns", "1ps"),
-                              log_file=build_dir / "sim.log")
+    results_xml = build_dir / "results.xml"
+    try:
+        runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
+                    test_dir=build_dir, extra_env=env, timescale=("1ns", "1ps"),
+                    results_xml=str(results_xml), log_file=build_dir / "sim.log")
+    except SystemExit:  # the runner exits when a cocotb test fails; the results file says which
+        pass
     t2 = time.perf_counter()
 
     n_tests, n_failed = get_results(results_xml)
@@ -124,4 +129,4 @@ def run_testbench(*, unit: str, config: str, verilog: str, toplevel: str, test_m
     detail = "" if passed else f"{n_failed} of {n_tests} cocotb tests failed; log: {build_dir / 'sim.log'}"
     return TestbenchResult(unit=unit, config=config, simulator=simulator, passed=passed,
                            vectors=int(info.get("vectors", 0)), cycles=int(info.get("cycles", 0)),
-                           build_s=t1 - t0, run_s=t2 - t1, detail=detail)
+                           build_s=t1 - t0, run_s=t2 - t1, detail=detail, summary=info)

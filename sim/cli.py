@@ -1,0 +1,37 @@
+"""``nmllm``: the one command-line front for models, hardware and system.
+
+Each subcommand lives with the code it runs and adds itself through a ``register(subparsers)``
+function; this module only collects them. Errors a user can fix print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import demo, verilog_cmd
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = (demo, verilog_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nmllm", description="NeuromorphicLLM: LLMs on neuromorphic hardware")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"nmllm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
