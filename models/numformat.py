@@ -147,7 +147,7 @@ def encode_ternary(weights) -> np.ndarray:
         raise ValueError(
             f"Weight {w[idx].item()!r} at index {idx} is not ternary; the spec stores only -1, 0 and +1 "
             f"(quantize with absmean ternarization first)")
-    return (w.astype(np.int8) & 0b11).astype(np.uint8)
+    return np.ascontiguousarray((w.astype(np.int8) & 0b11).astype(np.uint8))
 
 
 def decode_ternary(codes) -> np.ndarray:

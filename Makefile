@@ -1,0 +1,35 @@
+# NeuromorphicLLM workspace. `make demo` and `make test` set everything up on a fresh machine
+# (Python 3.11, a C++ compiler, the package registries) and then run.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test sim verilog bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)                      ## create .venv and install the project with its pinned tools
+
+demo: setup                          ## the main job on the built-in default
+	$(BIN)/nmllm demo
+
+test: setup                          ## every test, the cocotb runs included
+	$(BIN)/python -m pytest
+
+sim: setup                           ## every RTL testbench on every installed simulator, with a summary table
+	$(BIN)/python -m verif.run_all
+
+verilog: setup                       ## emit all RTL into rtl/generated/
+	$(BIN)/nmllm verilog --out rtl/generated
+
+bench: setup                         ## every benchmark; each writes bench/results/<name>.json
+	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean:
+	rm -rf build rtl/generated .pytest_cache

@@ -1,0 +1,42 @@
+"""RTL simulation speed: simulated clock cycles per second of each testbench, Verilator vs Icarus.
+
+Each (unit, configuration) runs on every installed simulator in the same process; the baseline is
+Icarus (the ratio says how many times faster Verilator simulates). Build time is reported separately.
+Run: ``python bench/bench_rtl_sim.py`` → ``bench/results/rtl_sim.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._records import record, write_records  # noqa: E402
+from verif.flow import run_bench  # noqa: E402
+from verif.registry import BENCHES  # noqa: E402
+from verif.simulators import available_simulators  # noqa: E402
+
+
+def main() -> None:
+    sims = available_simulators()
+    if "icarus" not in sims or "verilator" not in sims:
+        raise SystemExit(f"this benchmark compares Verilator with Icarus; installed: {sims}")
+    records = []
+    for unit, bench in BENCHES.items():
+        for config in bench.configs:
+            res = {sim: run_bench(unit, config, sim) for sim in ("verilator", "icarus")}
+            for r in res.values():
+                assert r.passed, r.detail
+            speed = {sim: r.cycles / r.run_s for sim, r in res.items()}
+            case = f"{unit} {config}"
+            records.append(record("rtl_sim", case, "simulated_cycles_per_s", speed["verilator"], "cycles/s",
+                                  "icarus", speed["icarus"]))
+            records.append(record("rtl_sim", case, "verilator_build_s", res["verilator"].build_s, "s",
+                                  "icarus build", res["icarus"].build_s))
+            print(f"{case}: verilator {speed['verilator']:.0f} cycles/s, icarus {speed['icarus']:.0f} cycles/s")
+    print(write_records("rtl_sim", records))
+
+
+if __name__ == "__main__":
+    main()
