@@ -222,7 +222,7 @@ class MLGRU(nn.Module):
     def step(self, x: torch.Tensor, lower_bound: Optional[torch.Tensor], state: torch.Tensor):
         """One token: x (B, hidden), state h_{t-1} (B, input_dim) → (output (B, hidden), h_t)."""
         i, f = self._gates(x, lower_bound)
-        h = f * state + i
+        h = torch.addcmul(i, f, state)
         return self._out(x, h), h
 
 

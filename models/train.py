@@ -221,6 +221,10 @@ class Trainer:
 
     def resume(self) -> bool:
         """Restore from ``LATEST``; False if there is no checkpoint (then a fresh start)."""
+        for torn in self.ckpt_dir.glob(".tmp-*"):   # left by a kill during a save
+            shutil.rmtree(torn, ignore_errors=True)
+        for torn in self.ckpt_dir.glob(".LATEST.tmp-*"):
+            torn.unlink()
         d = self._latest()
         if d is None:
             return False
