@@ -262,3 +262,19 @@ def test_checkpoint_error_is_value_error(tmp_path):
     write_upstream(tmp_path / "c")
     cfg = load_config(tmp_path / "c")
     assert len(load_state_dict(tmp_path / "c", cfg)) == len(expected_shapes(cfg))
+
+
+def test_convert_command_to_float16(tmp_path, capsys):
+    from models.checkpoint import main
+
+    m = tiny_model()
+    save_checkpoint(m, tmp_path / "src")
+    (tmp_path / "src" / "tokenizer.json").write_text("{}")
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "dst"), "--dtype", "float16"]) == 0
+    assert "float16" in capsys.readouterr().out
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "dst" / "model.safetensors"), framework="pt") as fh:
+        assert {fh.get_slice(k).get_dtype() for k in fh.keys()} == {"F16"}
+    assert (tmp_path / "dst" / "tokenizer.json").read_text() == "{}"
+    back = load_checkpoint(tmp_path / "dst")
+    assert torch.equal(back.model.norm.weight, m.model.norm.weight.half().float())
