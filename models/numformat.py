@@ -28,6 +28,30 @@ Real-valued scales
     Become an integer multiplier and a right shift (the gemmlowp/TFLite integer-only convention):
     ``y = saturate(round_shift(acc * multiplier, shift), out_bits)`` with a ``MULTIPLIER_BITS``-bit
     unsigned multiplier (:func:`quantize_multiplier`, :func:`requantize`).
+
+The MatMul-free integer program (used by :mod:`models.integer_program`)
+-----------------------------------------------------------------------
+Fixed-point formats (``Q`` = fractional bits of a signed integer):
+
+=====================  ===========================  ===========================================
+value                  storage                      note
+=====================  ===========================  ===========================================
+embedding              int16, Q ``EMBED_FRAC``      shifted to the residual format on lookup
+residual stream ``x``  int32, Q ``RESID_FRAC``      saturating adds
+norm gains ``g``       int32, Q ``GAIN_FRAC``       RMSNorm weights (products of two norms too)
+projection outputs     int32, Q ``OUT_FRAC``        BitLinear results, logits
+gates ``f``, sigmoid   uint16, Q ``GATE_FRAC``      in [0, 1]
+lower bound ``lb``     uint16, Q ``GATE_FRAC``      per layer and channel
+MLGRU state ``h``      ``STATE_BITS``, Q OUT_FRAC   saturating, held between tokens
+=====================  ===========================  ===========================================
+
+BitLinear in integers (:func:`absmax_quantize`, :func:`bitlinear_scale`): the absmax code
+``round(127 z / max|z|)`` of ``z = RMSNorm(u) * g`` does not depend on the RMS factor, so the codes come
+from ``z = u * g`` directly through one per-token reciprocal; the RMS factor ``1/sqrt(mean(u^2))``
+(:func:`rsqrt`, a piecewise-linear table) joins the weight scale and ``max|z|`` in one per-token
+multiplier applied to every accumulator. RMSNorm epsilons are below the format's resolution and are
+not represented. Sigmoid is a piecewise-linear table over ``[-SIGMOID_RANGE, SIGMOID_RANGE)``
+(:data:`SIGMOID_TABLE`), clamped to its end values outside; ``SiLU(y) = y * sigmoid(y)``.
 """
 
 from __future__ import annotations
@@ -41,6 +65,10 @@ __all__ = [
     "RESERVED_CODE", "MAX_FAN_IN", "MULTIPLIER_BITS",
     "check_act_bits", "act_range", "acc_bits", "saturate", "round_shift",
     "encode_ternary", "decode_ternary", "quantize_multiplier", "requantize",
+    "EMBED_FRAC", "RESID_FRAC", "GAIN_FRAC", "OUT_FRAC", "GATE_FRAC", "STATE_BITS", "RESID_BITS",
+    "QUANT_MAX", "RECIP_BITS", "SIGMOID_RANGE", "SIGMOID_STEP_BITS", "SIGMOID_TABLE", "RSQRT_TABLE",
+    "RSQRT_TABLE_BITS", "to_fixed", "pwl_lookup", "sigmoid_q", "silu_q", "rsqrt", "absmax_quantize",
+    "bitlinear_scale", "apply_scale",
 ]
 
 #: The one rounding rule of the integer program.
@@ -65,6 +93,42 @@ MAX_FAN_IN = 1 << 20
 
 #: Width of the unsigned integer multiplier that stands for a real-valued scale.
 MULTIPLIER_BITS = 16
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _where(cond, a, b):
+    """``where`` of NumPy or torch, whichever ``cond`` belongs to."""
+    if _is_torch(cond):
+        import torch
+        return torch.where(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def _clip(x, lo, hi):
+    if _is_torch(x):
+        return x.clamp(lo, hi)
+    return np.clip(x, lo, hi)
+
+
+def _table(table: np.ndarray, like):
+    """``table`` as an array of the same library (and device) as ``like``."""
+    if _is_torch(like):
+        import torch
+        return torch.as_tensor(table, device=like.device)
+    return table
+
+
+def bit_length(x):
+    """Bit length of non-negative integers, element-wise (``int.bit_length`` for arrays; < 2**63)."""
+    if isinstance(x, (int, np.integer)):
+        return int(x).bit_length()
+    n = x * 0
+    for b in range(63):
+        n = n + ((x >> b) > 0)
+    return n
 
 
 def check_act_bits(act_bits: int) -> int:
@@ -105,29 +169,30 @@ def acc_bits(fan_in: int, act_bits: int = ACT_BITS) -> int:
 
 
 def saturate(value, bits: int):
-    """Clamp a signed integer (or integer array) to the range of a ``bits``-bit two's complement word."""
+    """Clamp a signed integer (or integer array, NumPy or torch) to a ``bits``-bit two's complement word."""
     if bits < 1:
         raise ValueError(f"Width must be at least 1 bit, not {bits}")
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if isinstance(value, np.ndarray):
-        return np.clip(value, lo, hi)
-    return max(lo, min(hi, int(value)))
+    if isinstance(value, (int, np.integer)):
+        return max(lo, min(hi, int(value)))
+    return _clip(value, lo, hi)
 
 
-def round_shift(value, shift: int):
-    """``value / 2**shift`` rounded half away from zero, in integers (scalar or int64 array)."""
-    if shift < 0:
+def round_shift(value, shift):
+    """``value / 2**shift`` rounded half away from zero, in integers.
+
+    ``value`` is a Python int or an int64 array (NumPy or torch); ``shift`` a non-negative int or an
+    array of them broadcasting against ``value``.
+    """
+    if isinstance(shift, (int, np.integer)) and shift < 0:
         raise ValueError(f"Shift must be non-negative, not {shift}")
-    if shift == 0:
-        return value
-    half = 1 << (shift - 1)
-    if isinstance(value, np.ndarray):
-        v = value.astype(np.int64)
-        mag = (np.abs(v) + half) >> shift
-        return np.where(v < 0, -mag, mag)
-    v = int(value)
-    mag = (abs(v) + half) >> shift
-    return -mag if v < 0 else mag
+    if isinstance(value, (int, np.integer)) and isinstance(shift, (int, np.integer)):
+        v, sh = int(value), int(shift)
+        mag = (abs(v) + ((1 << sh) >> 1)) >> sh
+        return -mag if v < 0 else mag
+    half = (1 << shift) >> 1
+    mag = (abs(value) + half) >> shift
+    return _where(value < 0, -mag, mag)
 
 
 def encode_ternary(weights) -> np.ndarray:
@@ -182,3 +247,154 @@ def requantize(acc, multiplier: int, shift: int, out_bits: int):
     else:
         prod = int(acc) * int(multiplier)
     return saturate(round_shift(prod, shift), out_bits)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# The MatMul-free integer program's formats and operations. Every function below works element-wise
+# (per token along the last axis) on int64 NumPy arrays or torch tensors alike, so the torch integer
+# view runs exactly these definitions; the Numba golden model is an independent implementation of them.
+
+#: Fractional bits of the stored embedding (int16).
+EMBED_FRAC = 12
+#: Fractional bits of the residual stream (int32).
+RESID_FRAC = 16
+#: Width of the residual stream and of every BitLinear input and output.
+RESID_BITS = 32
+#: Fractional bits of RMSNorm gains (int32).
+GAIN_FRAC = 12
+#: Fractional bits of projection outputs (and logits, and the MLGRU state).
+OUT_FRAC = 16
+#: Fractional bits of gates, sigmoid outputs and lower bounds (unsigned, 1.0 = 2**GATE_FRAC).
+GATE_FRAC = 15
+#: Width of the MLGRU state ``h`` (Q OUT_FRAC, so the range is ±2**(STATE_BITS-1-OUT_FRAC) = ±128).
+STATE_BITS = 24
+#: Largest activation code the absmax quantizer produces.
+QUANT_MAX = 127
+#: Significant bits of the per-token reciprocal used by the absmax quantizer.
+RECIP_BITS = 16
+#: ``z`` is rounded to at most this many bits before the reciprocal multiply (keeps products < 2**63).
+Z_BITS = 30
+#: Inputs are rounded to at most this many bits before squaring (keeps sums of squares < 2**63).
+SS_BITS = 20
+#: The sigmoid table covers [-SIGMOID_RANGE, SIGMOID_RANGE] ...
+SIGMOID_RANGE = 16
+#: ... in steps of 2**-SIGMOID_STEP_BITS, with linear interpolation between entries.
+SIGMOID_STEP_BITS = 4
+#: Output scale of the reciprocal-square-root table.
+RSQRT_TABLE_BITS = 18
+
+
+def _round_half_away(x: float) -> int:
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def to_fixed(values, frac_bits: int, bits: int) -> np.ndarray:
+    """Real values to saturated ``bits``-bit integers with ``frac_bits`` fractional bits (half away)."""
+    v = np.asarray(values, dtype=np.float64) * float(1 << frac_bits)
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5)
+    return saturate(q, bits).astype(np.int64)
+
+
+#: sigmoid(-R + k / 2**STEP) in Q GATE_FRAC for k = 0 .. 2*R*2**STEP (entry 0 is -R, the last +R).
+SIGMOID_TABLE = np.array(
+    [_round_half_away((1 << GATE_FRAC) / (1 + math.exp(-(-SIGMOID_RANGE + k / (1 << SIGMOID_STEP_BITS)))))
+     for k in range(2 * SIGMOID_RANGE * (1 << SIGMOID_STEP_BITS) + 1)], dtype=np.int64)
+
+#: round(2**RSQRT_TABLE_BITS / sqrt(j)) for j = 64 .. 256 (index j - 64).
+RSQRT_TABLE = np.array([_round_half_away((1 << RSQRT_TABLE_BITS) / math.sqrt(j)) for j in range(64, 257)],
+                       dtype=np.int64)
+
+
+def pwl_lookup(table: np.ndarray, index, frac, frac_bits: int):
+    """``t[i] + round_shift((t[i+1] - t[i]) * frac, frac_bits)``: linear interpolation in a table."""
+    t = _table(table, index)
+    lo = t[index]
+    return lo + round_shift((t[index + 1] - lo) * frac, frac_bits)
+
+
+def sigmoid_q(y):
+    """Sigmoid of Q OUT_FRAC integers in Q GATE_FRAC: :data:`SIGMOID_TABLE` interpolated, its end
+    values outside ``[-SIGMOID_RANGE, SIGMOID_RANGE]``."""
+    shift = OUT_FRAC - SIGMOID_STEP_BITS
+    last = len(SIGMOID_TABLE) - 1
+    pos = _clip(y + (SIGMOID_RANGE << OUT_FRAC), 0, last << shift)  # offset from the left end
+    index = _clip(pos >> shift, 0, last - 1)
+    frac = pos - (index << shift)  # equals 1 << shift only at the right end: the last entry
+    return pwl_lookup(SIGMOID_TABLE, index, frac, shift)
+
+
+def silu_q(y):
+    """SiLU of Q OUT_FRAC integers, in Q OUT_FRAC: ``round_shift(y * sigmoid_q(y), GATE_FRAC)``."""
+    return round_shift(y * sigmoid_q(y), GATE_FRAC)
+
+
+def rsqrt(ss):
+    """``1 / sqrt(ss)`` of positive int64 arrays as ``(mantissa, shift)``, ``≈ mantissa * 2**-shift``.
+
+    ``ss`` is normalised by an even power of two to a mantissa ``q`` in ``[2**14, 2**16)``; ``1/sqrt``
+    of it comes from :data:`RSQRT_TABLE` at ``q``'s top 8 bits, interpolated on its low 8 bits.
+    Relative error below 3e-5.
+    """
+    e = bit_length(ss) - 16
+    e = e + (e & 1)  # even, so that sqrt(2**e) is a power of two
+    up, down = _clip(-e, 0, 62), _clip(e, 0, 62)
+    q = (ss << up) >> down
+    # 1/sqrt(ss) = 2**(-e/2) / sqrt(q) = 2**(-e/2) / (16 * sqrt(q / 256))
+    return pwl_lookup(RSQRT_TABLE, (q >> 8) - 64, q & 0xFF, 8), RSQRT_TABLE_BITS + 4 + (e >> 1)
+
+
+def sum_of_squares(u):
+    """Per-token ``(ss, k)``: ``ss = sum(round_shift(u, k)**2)`` over the last axis, with ``k`` the
+    smallest shift that brings ``max|u|`` within :data:`SS_BITS` bits (``1/rms(u) = 2**-k * sqrt(n/ss)``)."""
+    mu = abs(u).max(-1, keepdims=True) if not _is_torch(u) else abs(u).amax(-1, keepdim=True)
+    k = _clip(bit_length(mu) - SS_BITS, 0, 62)
+    uk = round_shift(u, k)
+    ss = (uk * uk).sum(-1, keepdims=True) if not _is_torch(u) else (uk * uk).sum(-1, keepdim=True)
+    return ss, k
+
+
+def absmax_quantize(z):
+    """Per-token absmax activation codes: ``round(127 z / max|z|)`` through one reciprocal.
+
+    ``z`` is first rounded to :data:`Z_BITS` bits (``z_k = round_shift(z, kz)``); the reciprocal is
+    ``round(127 * 2**sq / max|z_k|)`` with :data:`RECIP_BITS` significant bits. Returns ``(codes in
+    [-127, 127], max|z|)`` along the last axis (keepdims); an all-zero token gives zero codes, max 0.
+    """
+    m = abs(z).max(-1, keepdims=True) if not _is_torch(z) else abs(z).amax(-1, keepdim=True)
+    kz = _clip(bit_length(m) - Z_BITS, 0, 62)
+    zk = round_shift(z, kz)
+    mk = round_shift(m, kz)
+    nonzero = mk > 0
+    mk1 = _where(nonzero, mk, mk * 0 + 1)
+    sq = bit_length(mk1) + (RECIP_BITS - 7)
+    recip = ((QUANT_MAX << sq) + (mk1 >> 1)) // mk1
+    codes = saturate(round_shift(zk * recip, sq), ACT_BITS)
+    return _where(nonzero, codes, codes * 0), m
+
+
+def bitlinear_scale(static_multiplier: int, static_shift: int, zmax, ss, k):
+    """Per-token ``(multiplier, shift)`` of a BitLinear's accumulators: ``static * zmax * 2**-k *
+    rsqrt(ss)``, the multiplier rounded to :data:`MULTIPLIER_BITS` bits. ``static`` carries the weight
+    scale, ``sqrt(fan_in)``, ``1/127`` and the format shifts (:mod:`models.integer_program`). Tokens
+    with ``zmax == 0`` get multiplier 0."""
+    live = zmax > 0
+    rm, rs = rsqrt(_where(live, ss, ss * 0 + 1))
+    bm = _clip(bit_length(zmax) - 16, 0, 62)
+    p = static_multiplier * rm * round_shift(zmax, bm)
+    bp = _clip(bit_length(p) - MULTIPLIER_BITS, 0, 62)
+    mult = round_shift(p, bp)
+    return _where(live, mult, mult * 0), static_shift + rs - bm - bp + k
+
+
+#: Largest left shift :func:`apply_scale` performs (products stay below 2**63 before saturation).
+MAX_LEFT_SHIFT = 22
+
+
+def apply_scale(acc, multiplier, shift, out_bits: int = RESID_BITS):
+    """``saturate(round_shift(acc * multiplier, shift), out_bits)`` element-wise; a negative shift
+    multiplies by ``2**-shift`` (at most :data:`MAX_LEFT_SHIFT`)."""
+    prod = acc * multiplier
+    right = round_shift(prod, _clip(shift, 0, 62))
+    left = prod << _clip(-shift, 0, MAX_LEFT_SHIFT)
+    return saturate(_where(shift >= 0, right, left), out_bits)

@@ -1,0 +1,100 @@
+"""The torch integer view: the integer program of :mod:`models.integer_program` run in torch int64.
+
+Every operation is a :mod:`models.numformat` function applied to torch tensors, batched over tokens;
+only the MLGRU state update runs token by token. Ternary accumulations go through float32 matrix
+products, which are exact here: ``|acc| <= 127 * fan_in < 2**24``. The logits (Q ``OUT_FRAC``
+integers) must equal the Numba golden model's exactly; as reals (``logits / 2**OUT_FRAC``) they are
+what perplexity is computed from.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import numformat as nf
+from .integer_program import IntegerProgram, Projection
+
+__all__ = ["IntegerView"]
+
+
+def _sat(x: torch.Tensor, bits: int = nf.RESID_BITS) -> torch.Tensor:
+    return nf.saturate(x, bits)
+
+
+class _TorchProjection:
+    """A :class:`Projection` with its tensors on torch."""
+
+    def __init__(self, p: Projection):
+        self.weight = torch.as_tensor(p.codes, dtype=torch.float32)
+        self.gain = torch.as_tensor(p.gain, dtype=torch.int64)
+        self.multiplier, self.shift = p.multiplier, p.shift
+        if 127 * p.fan_in >= 1 << 24:
+            raise ValueError(f"fan-in {p.fan_in} is too large for exact float32 accumulation in the torch view")
+
+    def __call__(self, u: torch.Tensor, ss_k=None) -> torch.Tensor:
+        """BitLinear of int64 ``u`` (..., fan_in) → Q OUT_FRAC (..., fan_out)."""
+        ss, k = nf.sum_of_squares(u) if ss_k is None else ss_k
+        codes, zmax = nf.absmax_quantize(_sat(u * self.gain))
+        acc = (codes.to(torch.float32) @ self.weight.T).to(torch.int64)
+        mult, shift = nf.bitlinear_scale(self.multiplier, self.shift, zmax, ss, k)
+        return nf.apply_scale(acc, mult, shift)
+
+
+class IntegerView:
+    """Runs an :class:`IntegerProgram` on token ids; ``forward`` returns integer logits."""
+
+    def __init__(self, program: IntegerProgram):
+        program.validate()
+        self.program = program
+        self.embedding = torch.as_tensor(program.embedding, dtype=torch.int64)
+        self.final_gain = torch.as_tensor(program.final_gain, dtype=torch.int64)
+        self.lm_head = _TorchProjection(program.lm_head)
+        self.layers = []
+        for layer in program.layers:
+            self.layers.append({
+                "attn_gain": torch.as_tensor(layer.attn_gain, dtype=torch.int64),
+                "g_norm_gain": torch.as_tensor(layer.g_norm_gain, dtype=torch.int64),
+                "lower_bound": torch.as_tensor(layer.lower_bound, dtype=torch.int64),
+                "mlp_gain": torch.as_tensor(layer.mlp_gain, dtype=torch.int64),
+                **{n: _TorchProjection(p) for n, p in layer.proj.items()},
+            })
+
+    def init_state(self, batch: int) -> torch.Tensor:
+        """Zero MLGRU state (layers, batch, input_dim), Q OUT_FRAC."""
+        return torch.zeros(len(self.layers), batch, self.program.input_dim, dtype=torch.int64)
+
+    @torch.no_grad()
+    def forward(self, input_ids: torch.Tensor, state: torch.Tensor | None = None):
+        """ids (B, T) → (integer logits (B, T, vocab) in Q OUT_FRAC, final state (layers, B, input_dim))."""
+        one = 1 << nf.GATE_FRAC
+        x = self.embedding[input_ids] << (nf.RESID_FRAC - nf.EMBED_FRAC)
+        state = self.init_state(input_ids.shape[0]) if state is None else state
+        finals = []
+        for li, L in enumerate(self.layers):
+            # MLGRU token mixer
+            u = _sat(nf.round_shift(x * L["attn_gain"], nf.GAIN_FRAC))
+            ss_k = nf.sum_of_squares(u)
+            yi, yf, yg = (L[n](u, ss_k) for n in ("i_proj", "f_proj", "g_proj"))
+            lb = L["lower_bound"]
+            f = lb + nf.round_shift((one - lb) * nf.sigmoid_q(yf), nf.GATE_FRAC)
+            i = nf.round_shift(nf.silu_q(yi) * (one - f), nf.GATE_FRAC)
+            h = state[li]
+            hs = []
+            for t in range(x.shape[1]):
+                h = _sat(nf.round_shift(f[:, t] * h, nf.GATE_FRAC) + i[:, t], nf.STATE_BITS)
+                hs.append(h)
+            finals.append(h)
+            h_all = torch.stack(hs, dim=1)
+            v = _sat(nf.round_shift(_sat(nf.round_shift(yg * L["g_norm_gain"], nf.GAIN_FRAC)) * nf.silu_q(h_all),
+                                    nf.OUT_FRAC))
+            r = _sat(x + L["o_proj"](v))
+            # GLU channel mixer
+            gu = L["gate_proj"](_sat(nf.round_shift(r * L["mlp_gain"], nf.GAIN_FRAC)))
+            g, up = gu.chunk(2, dim=-1)
+            x = _sat(r + L["down_proj"](_sat(nf.round_shift(nf.silu_q(g) * up, nf.OUT_FRAC))))
+        logits = self.lm_head(_sat(nf.round_shift(x * self.final_gain, nf.GAIN_FRAC)))
+        return logits, torch.stack(finals)
+
+    def logits_float(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits as reals (``integer / 2**OUT_FRAC``), float32 — for perplexity."""
+        return self.forward(input_ids)[0].to(torch.float32) / (1 << nf.OUT_FRAC)
