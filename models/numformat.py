@@ -334,7 +334,7 @@ def rsqrt(ss):
 
     ``ss`` is normalised by an even power of two to a mantissa ``q`` in ``[2**14, 2**16)``; ``1/sqrt``
     of it comes from :data:`RSQRT_TABLE` at ``q``'s top 8 bits, interpolated on its low 8 bits.
-    Relative error below 3e-5.
+    Relative error below 1e-4 (the 16-bit mantissa and the interpolation).
     """
     e = bit_length(ss) - 16
     e = e + (e & 1)  # even, so that sqrt(2**e) is a power of two
