@@ -115,8 +115,16 @@ def _sum_squares(u):
 
 
 # ------------------------------------------------------------------------------ BitLinear
+@numba.njit(cache=True, inline="always")
+def _weight(byte, sh):
+    """The weight in bit pair ``sh`` of a packed byte: code 01 → +1, 11 → -1, 00 and 10 → 0 (int16)."""
+    c = np.int16((byte >> sh) & 3)
+    return (c & np.int16(1)) * (np.int16(1) - (c & np.int16(2)))
+
+
 @numba.njit(cache=True)
-def _bitlinear(u, gain, packed, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, acc, out, ev):
+def _bitlinear(u, gain, packed, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, ev_idx, ev_val, acc16, acc,
+               out, ev):
     """One BitLinear, event-driven. ``ev`` (int64[3]) += input events, synaptic ops, weight bytes read."""
     n = u.shape[0]
     nb = packed.shape[1]
@@ -140,22 +148,47 @@ def _bitlinear(u, gain, packed, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, ac
     mk = _rshift(m, kz)
     sq = _bitlen(mk) + nf.RECIP_BITS - 7
     recip = ((np.int64(nf.QUANT_MAX) << sq) + (mk >> 1)) // mk
+    # the input events: non-zero codes, in input order
     events = 0
     synops = 0
     for j in range(n):
         x = _sat(_rshift(_rshift(xq[j], kz) * recip, sq), nf.ACT_BITS)
-        if x == 0:
-            continue
-        events += 1
-        synops += row_nnz[j]
-        row = packed[j]
-        xi = np.int32(x)
-        for p in range(4):
-            base = p * nb
-            sh = 2 * p
-            for b in range(nb):
-                c = (row[b] >> sh) & 3
-                acc[base + b] += xi * np.int32((c & 1) * (1 - (c & 2)))
+        if x != 0:
+            ev_idx[events] = j
+            ev_val[events] = x
+            events += 1
+            synops += row_nnz[j]
+    # each event adds ±x to the outputs its row reaches; int16 partial sums (|sum| <= 127 * 256 < 2**15)
+    # are flushed to the int32 accumulators every 256 events, so the inner loop runs on 16-bit lanes
+    e0 = 0
+    while e0 < events:
+        e1 = min(events, e0 + 256)
+        for j in range(4 * nb):
+            acc16[j] = 0
+        e = e0
+        while e + 4 <= e1:  # four events per pass: one accumulator load/store per four products
+            r0, r1, r2, r3 = packed[ev_idx[e]], packed[ev_idx[e + 1]], packed[ev_idx[e + 2]], packed[ev_idx[e + 3]]
+            x0, x1 = np.int16(ev_val[e]), np.int16(ev_val[e + 1])
+            x2, x3 = np.int16(ev_val[e + 2]), np.int16(ev_val[e + 3])
+            for p in range(4):
+                base = p * nb
+                sh = 2 * p
+                for b in range(nb):
+                    acc16[base + b] += (x0 * _weight(r0[b], sh) + x1 * _weight(r1[b], sh)
+                                        + x2 * _weight(r2[b], sh) + x3 * _weight(r3[b], sh))
+            e += 4
+        while e < e1:
+            r0 = packed[ev_idx[e]]
+            x0 = np.int16(ev_val[e])
+            for p in range(4):
+                base = p * nb
+                sh = 2 * p
+                for b in range(nb):
+                    acc16[base + b] += x0 * _weight(r0[b], sh)
+            e += 1
+        for j in range(4 * nb):
+            acc[j] += acc16[j]
+        e0 = e1
     ev[0] += events
     ev[1] += synops
     ev[2] += events * nb
@@ -219,13 +252,16 @@ class _PackedProjection:
         self.fan_in, self.fan_out = p.fan_in, p.fan_out
         self.multiplier, self.shift = np.int64(p.multiplier), np.int64(p.shift)
         self.acc = np.zeros(4 * self.packed.shape[1], dtype=np.int32)
+        self.acc16 = np.zeros(4 * self.packed.shape[1], dtype=np.int16)
         self.xq = np.zeros(self.fan_in, dtype=np.int64)
+        self.ev_idx = np.zeros(self.fan_in, dtype=np.int64)
+        self.ev_val = np.zeros(self.fan_in, dtype=np.int64)
         self.out = np.zeros(self.fan_out, dtype=np.int64)
 
     def __call__(self, u: np.ndarray, ss_k: tuple[int, int], ev: np.ndarray, events: LayerEvents) -> np.ndarray:
         before = ev.copy()
         _bitlinear(u, self.gain, self.packed, self.row_nnz, self.fan_out, self.multiplier, self.shift,
-                   ss_k[0], ss_k[1], self.xq, self.acc, self.out, ev)
+                   ss_k[0], ss_k[1], self.xq, self.ev_idx, self.ev_val, self.acc16, self.acc, self.out, ev)
         d = ev - before
         events.input_events += int(d[0])
         events.synaptic_ops += int(d[1])
@@ -245,7 +281,9 @@ class GoldenModel:
 
     def __init__(self, program: IntegerProgram):
         program.validate()
-        self.program = program
+        # only the packed copy of the weights is kept: the caller may drop ``program`` afterwards
+        self.vocab_size = program.vocab_size
+        self.input_dim, self.intermediate_size = program.input_dim, program.intermediate_size
         self.embedding = program.embedding.astype(np.int64)
         self.final_gain = program.final_gain.astype(np.int64)
         self.lm_head = _PackedProjection(program.lm_head)
@@ -272,11 +310,10 @@ class GoldenModel:
 
     def step(self, token: int) -> np.ndarray:
         """Run one token; returns its integer logits (a fresh array)."""
-        p = self.program
-        if not 0 <= token < p.vocab_size:
-            raise ValueError(f"token id {token} is outside the vocabulary [0, {p.vocab_size})")
+        if not 0 <= token < self.vocab_size:
+            raise ValueError(f"token id {token} is outside the vocabulary [0, {self.vocab_size})")
         x = self.embedding[token] << (nf.RESID_FRAC - nf.EMBED_FRAC)
-        e, m = p.input_dim, p.intermediate_size
+        e, m = self.input_dim, self.intermediate_size
         stats = []
         for li, L in enumerate(self.layers):
             ev = LayerEvents()
@@ -308,7 +345,7 @@ class GoldenModel:
 
     def run(self, tokens) -> tuple[np.ndarray, list[LayerEvents]]:
         """Run a sequence from the current state; returns (logits (T, vocab), summed events per layer)."""
-        out = np.zeros((len(tokens), self.program.vocab_size), dtype=np.int64)
+        out = np.zeros((len(tokens), self.vocab_size), dtype=np.int64)
         totals = [LayerEvents() for _ in range(len(self.layers) + 1)]
         for t, tok in enumerate(tokens):
             out[t] = self.step(int(tok))
