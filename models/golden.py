@@ -284,7 +284,7 @@ class GoldenModel:
         # only the packed copy of the weights is kept: the caller may drop ``program`` afterwards
         self.vocab_size = program.vocab_size
         self.input_dim, self.intermediate_size = program.input_dim, program.intermediate_size
-        self.embedding = program.embedding.astype(np.int64)
+        self.embedding = np.ascontiguousarray(program.embedding, dtype=np.int16)
         self.final_gain = program.final_gain.astype(np.int64)
         self.lm_head = _PackedProjection(program.lm_head)
         self.layers = [{
@@ -312,7 +312,7 @@ class GoldenModel:
         """Run one token; returns its integer logits (a fresh array)."""
         if not 0 <= token < self.vocab_size:
             raise ValueError(f"token id {token} is outside the vocabulary [0, {self.vocab_size})")
-        x = self.embedding[token] << (nf.RESID_FRAC - nf.EMBED_FRAC)
+        x = self.embedding[token].astype(np.int64) << (nf.RESID_FRAC - nf.EMBED_FRAC)
         e, m = self.input_dim, self.intermediate_size
         stats = []
         for li, L in enumerate(self.layers):

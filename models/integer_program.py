@@ -147,6 +147,31 @@ class IntegerProgram:
         program.validate()
         return program
 
+    @classmethod
+    def random(cls, config, seed: int = 0, zero_fraction: float = 0.4) -> "IntegerProgram":
+        """A program of ``config``'s shape with random ternary weights (``zero_fraction`` of them 0) and
+        unit gains — the upstream dimensions without a trained checkpoint (benchmarks, cost studies)."""
+        rng = np.random.default_rng(seed)
+        d, e, m, v = config.hidden_size, config.input_dim, config.mlp_intermediate_size, config.vocab_size
+        unit = 1 << nf.GAIN_FRAC
+        p = [(1 - zero_fraction) / 2, zero_fraction, (1 - zero_fraction) / 2]
+
+        def proj(fan_in: int, fan_out: int) -> Projection:
+            codes = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(fan_out, fan_in), p=p)
+            scale = 0.02 * math.sqrt(fan_in) * 2.0 ** (nf.OUT_FRAC - nf.GAIN_FRAC) / nf.QUANT_MAX
+            return Projection(codes, np.full(fan_in, unit, dtype=np.int64), *nf.quantize_multiplier(scale))
+
+        shapes = {"i_proj": (d, e), "f_proj": (d, e), "g_proj": (d, e), "o_proj": (e, d),
+                  "gate_proj": (d, 2 * m), "down_proj": (m, d)}
+        layers = [Layer(attn_gain=np.full(d, unit, dtype=np.int64), g_norm_gain=np.full(e, unit, dtype=np.int64),
+                        lower_bound=np.zeros(e, dtype=np.int64), mlp_gain=np.full(d, unit, dtype=np.int64),
+                        proj={n: proj(*shapes[n]) for n in PROJECTIONS})
+                  for _ in range(config.num_hidden_layers)]
+        emb = rng.normal(0, 0.5, size=(v, d)) * (1 << nf.EMBED_FRAC)
+        return cls(vocab_size=v, hidden_size=d, input_dim=e, intermediate_size=m,
+                   embedding=nf.saturate(np.round(emb).astype(np.int64), 16).astype(np.int16), layers=layers,
+                   final_gain=np.full(d, unit, dtype=np.int64), lm_head=proj(d, v))
+
     # ------------------------------------------------------------------------------ checks
     def validate(self) -> "IntegerProgram":
         """Raise :class:`ProgramError` (one line naming the part) unless shapes and formats are consistent."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from models import perplexity, train
+
 from . import demo, verilog_cmd
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo, verilog_cmd)
+COMMANDS = (demo, train, perplexity, verilog_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
