@@ -308,39 +308,50 @@ class GoldenModel:
         projs = [self.lm_head] + [L[n] for L in self.layers for n in PROJECTIONS]
         return sum(p.packed.nbytes for p in projs)
 
-    def step(self, token: int) -> np.ndarray:
-        """Run one token; returns its integer logits (a fresh array)."""
+    def layer_step(self, li: int, x: np.ndarray) -> LayerEvents:
+        """Run layer ``li`` on the residual ``x`` (int64, Q RESID_FRAC, updated in place) with its state;
+        returns the layer's event counts. The RTL layer top is compared against exactly this."""
+        L = self.layers[li]
+        e, m = self.input_dim, self.intermediate_size
+        ev = LayerEvents()
+        u = self._u
+        _scale_vec(x, L["attn_gain"], nf.GAIN_FRAC, u)
+        ss_k = _sum_squares(u)
+        yi = L["i_proj"](u, ss_k, self._ev, ev).copy()
+        yf = L["f_proj"](u, ss_k, self._ev, ev).copy()
+        yg = L["g_proj"](u, ss_k, self._ev, ev)
+        _mlgru_cell(yi, yf, yg, L["lower_bound"], L["g_norm_gain"], self.state[li], self._v)
+        _residual_add(x, L["o_proj"](self._v, _sum_squares(self._v), self._ev, ev))
+        _scale_vec(x, L["mlp_gain"], nf.GAIN_FRAC, u)
+        gu = L["gate_proj"](u, _sum_squares(u), self._ev, ev)
+        _glu(gu, m, self._v2)
+        _residual_add(x, L["down_proj"](self._v2, _sum_squares(self._v2), self._ev, ev))
+        ev.state_updates += e
+        ev.state_bytes_read += e * nf.STATE_BITS // 8
+        ev.state_bytes_written += e * nf.STATE_BITS // 8
+        ev.nonlinear_evals += 3 * e + m + 4  # sigmoid(f), SiLU(i), SiLU(h), SiLU(g), 4 rsqrt
+        return ev
+
+    def embed(self, token: int) -> np.ndarray:
+        """The residual stream entering layer 0 for ``token`` (int64, Q RESID_FRAC)."""
         if not 0 <= token < self.vocab_size:
             raise ValueError(f"token id {token} is outside the vocabulary [0, {self.vocab_size})")
-        x = self.embedding[token].astype(np.int64) << (nf.RESID_FRAC - nf.EMBED_FRAC)
-        e, m = self.input_dim, self.intermediate_size
-        stats = []
-        for li, L in enumerate(self.layers):
-            ev = LayerEvents()
-            u = self._u
-            _scale_vec(x, L["attn_gain"], nf.GAIN_FRAC, u)
-            ss_k = _sum_squares(u)
-            yi = L["i_proj"](u, ss_k, self._ev, ev).copy()
-            yf = L["f_proj"](u, ss_k, self._ev, ev).copy()
-            yg = L["g_proj"](u, ss_k, self._ev, ev)
-            h = self.state[li]
-            _mlgru_cell(yi, yf, yg, L["lower_bound"], L["g_norm_gain"], h, self._v)
-            _residual_add(x, L["o_proj"](self._v, _sum_squares(self._v), self._ev, ev))
-            _scale_vec(x, L["mlp_gain"], nf.GAIN_FRAC, u)
-            gu = L["gate_proj"](u, _sum_squares(u), self._ev, ev)
-            _glu(gu, m, self._v2)
-            _residual_add(x, L["down_proj"](self._v2, _sum_squares(self._v2), self._ev, ev))
-            ev.state_updates += e
-            ev.state_bytes_read += e * nf.STATE_BITS // 8
-            ev.state_bytes_written += e * nf.STATE_BITS // 8
-            ev.nonlinear_evals += 3 * e + m + 4  # sigmoid(f), SiLU(i), SiLU(h), SiLU(g), 4 rsqrt
-            stats.append(ev)
+        return self.embedding[token].astype(np.int64) << (nf.RESID_FRAC - nf.EMBED_FRAC)
+
+    def head(self, x: np.ndarray) -> tuple[np.ndarray, LayerEvents]:
+        """Final norm and ternary ``lm_head`` on the residual ``x``: (integer logits, events)."""
         ev = LayerEvents()
         _scale_vec(x, self.final_gain, nf.GAIN_FRAC, self._u)
         logits = self.lm_head(self._u, _sum_squares(self._u), self._ev, ev).copy()
         ev.nonlinear_evals += 1
-        stats.append(ev)
-        self.last_events = stats
+        return logits, ev
+
+    def step(self, token: int) -> np.ndarray:
+        """Run one token; returns its integer logits (a fresh array)."""
+        x = self.embed(token)
+        stats = [self.layer_step(li, x) for li in range(len(self.layers))]
+        logits, ev = self.head(x)
+        self.last_events = stats + [ev]
         return logits
 
     def run(self, tokens) -> tuple[np.ndarray, list[LayerEvents]]:
