@@ -17,14 +17,21 @@ from collections import deque
 __all__ = ["StreamSource", "StreamSink"]
 
 
-class StreamSource:
-    """Drives ``valid``/``payload`` of a DUT input stream from a queue of integers."""
+class _StreamPort:
+    """The three signals of stream ``name`` on ``dut`` and the shared random generator."""
 
     def __init__(self, dut, name: str, rng: random.Random):
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
         self.rng = rng
+
+
+class StreamSource(_StreamPort):
+    """Drives ``valid``/``payload`` of a DUT input stream from a queue of integers."""
+
+    def __init__(self, dut, name: str, rng: random.Random):
+        super().__init__(dut, name, rng)
         self.queue: deque[int] = deque()
         self.idle = 0.0
         self._offered = False
@@ -45,14 +52,11 @@ class StreamSource:
         return False
 
 
-class StreamSink:
+class StreamSink(_StreamPort):
     """Drives ``ready`` of a DUT output stream and collects its signed payloads."""
 
     def __init__(self, dut, name: str, rng: random.Random):
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.payload = getattr(dut, f"{name}__payload")
-        self.rng = rng
+        super().__init__(dut, name, rng)
         self.received: list[int] = []
         self.stall = 0.0
         self._ready = False
