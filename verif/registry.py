@@ -10,9 +10,10 @@ from typing import Callable
 
 from amaranth.lib import wiring
 
+from hw.ternary_core import TernaryCore
 from hw.ternary_matvec import TernaryMatVec
 
-from . import ternary_matvec_vectors
+from . import ternary_core_vectors, ternary_matvec_vectors
 
 __all__ = ["UnitBench", "BENCHES"]
 
@@ -42,5 +43,12 @@ BENCHES: dict[str, UnitBench] = {
             "p4_k64_n16": dict(lanes=4, fan_in=64, out_features=16),
             "p8_k128_n16_out12": dict(lanes=8, fan_in=128, out_features=16, out_bits=12),
         },
+    ),
+    "ternary_core": UnitBench(
+        unit="ternary_core",
+        build=lambda **kw: TernaryCore(**kw),
+        vectors=lambda unit, seed: ternary_core_vectors.make_vectors(unit, seed=seed, n_random=1000),
+        tb_module="verif.tb_ternary_core",
+        configs={"p4_k64_n16": dict(lanes=4, fan_in=64, out_features=16)},
     ),
 }
