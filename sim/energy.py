@@ -109,9 +109,18 @@ class Preset:
                 "costs": {k: {"value": c.value, "unit": c.unit, "source": c.source} for k, c in self.costs.items()}}
 
 
+def _is_preset(path: Path) -> bool:
+    """True for a YAML file with the preset sections (the folder also holds other cost tables)."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and {"hardware", "energy_pj", "latency_ns", "power_w"} <= set(doc)
+
+
 def preset_names() -> list[str]:
-    """Names of the bundled presets (the ``*.yaml`` files in ``sim/presets``)."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    """Names of the bundled presets (the ``*.yaml`` files in ``sim/presets`` that have preset sections)."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if _is_preset(p))
 
 
 def _entry(path: Path, section: str, key: str, raw: Any) -> tuple[Any, str]:
