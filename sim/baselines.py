@@ -2,7 +2,7 @@
 
 * **CPU, measured**: the MatMul-free LM of each shape as a dense fp32 PyTorch model (every BitLinear's
   quantisers off: the plain fp32 view of the same architecture), batch 1, token-by-token ``step`` with
-  the recurrent state, on ``threads`` CPU threads. Only shapes whose fp32 weights fit in half of the
+  the recurrent state, on ``threads`` CPU threads. Only shapes whose fp32 weights fit in 40 % of the
   available memory are run. Energy comes from RAPL (``/sys/class/powercap/intel-rapl:*``) when readable,
   else from a STATED estimate of :data:`CPU_WATTS_PER_CORE` per busy core.
 * **GPU, analytic roofline** (not measured; no GPU here): batch-1 decode is weight-bandwidth bound, so
@@ -26,10 +26,10 @@ __all__ = ["CPU_WATTS_PER_CORE", "GPUS", "CpuResult", "available_memory_bytes", 
 #: per core; we charge 5 W per busy core (a stated estimate, not a measurement).
 CPU_WATTS_PER_CORE = 5.0
 
-#: Published specs used by the rooflines: (bandwidth bytes/s, (min W, max W), source).
+#: Published specs used by the rooflines: (bandwidth bytes/s, (min W, max W), memory bytes, source).
 GPUS = {
-    "jetson-orin-nano": (68e9, (7.0, 15.0), "NVIDIA Jetson Orin Nano 8 GB: 68 GB/s LPDDR5, 7-15 W"),
-    "h100-sxm": (3.35e12, (700.0, 700.0), "NVIDIA H100 SXM: 3.35 TB/s HBM3, 700 W"),
+    "jetson-orin-nano": (68e9, (7.0, 15.0), 8e9, "NVIDIA Jetson Orin Nano 8 GB: 68 GB/s LPDDR5, 7-15 W"),
+    "h100-sxm": (3.35e12, (700.0, 700.0), 80e9, "NVIDIA H100 SXM 80 GB: 3.35 TB/s HBM3, 700 W"),
 }
 
 _RAPL = Path("/sys/class/powercap")
@@ -60,7 +60,7 @@ def read_rapl_uj() -> Optional[int]:
     return total if found else None
 
 
-def fits_in_memory(shape: ModelShape, fraction: float = 0.5) -> bool:
+def fits_in_memory(shape: ModelShape, fraction: float = 0.4) -> bool:
     """True when the dense fp32 model takes at most ``fraction`` of the available memory."""
     return shape.params * 4 <= fraction * available_memory_bytes()
 
@@ -92,7 +92,7 @@ def measure_cpu_decode(shape: ModelShape, tokens: int = 8, threads: int = 1, war
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
         raise ValueError(f"tokens must be a positive integer, got {tokens!r}")
     if not fits_in_memory(shape):
-        raise ValueError(f"{shape.name} needs {shape.params * 4 / 1e9:.1f} GB in fp32, more than half of the "
+        raise ValueError(f"{shape.name} needs {shape.params * 4 / 1e9:.1f} GB in fp32, more than 40 % of the "
                          f"{available_memory_bytes() / 1e9:.1f} GB available: measure a smaller shape")
     cfg = MMFreeConfig(vocab_size=shape.vocab, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
                        intermediate_size=shape.intermediate, hidden_ratio=4)
@@ -135,8 +135,9 @@ def gpu_roofline(shape: ModelShape, gpu: str, bytes_per_weight: float = 2.0) -> 
     """
     if gpu not in GPUS:
         raise ValueError(f"unknown GPU {gpu!r}: choose one of {', '.join(GPUS)}")
-    bw, (w_lo, w_hi), src = GPUS[gpu]
+    bw, (w_lo, w_hi), mem, src = GPUS[gpu]
     tok_s = bw / (shape.params * bytes_per_weight)
     return {"gpu": gpu, "model": shape.name, "bytes_per_weight": bytes_per_weight, "tokens_per_s": tok_s,
+            "fits": shape.params * bytes_per_weight <= mem,
             "j_per_token_min": w_lo / tok_s, "j_per_token_max": w_hi / tok_s,
             "label": f"ANALYTIC roofline (not measured): {src}; weights read once per token, batch 1"}

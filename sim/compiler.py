@@ -316,9 +316,12 @@ def _slot_order(hw: HWConfig, placement: str, seed: int) -> np.ndarray:
     order = []
     chip_seq = [(cx if cy % 2 == 0 else gx - 1 - cx, cy) for cy in range(gy) for cx in range(gx)]
     for ci, (cx, cy) in enumerate(chip_seq[:hw.chips]):
-        for ty in range(hw.tiles_y):
-            xs = range(hw.tiles_x) if ty % 2 == 0 else range(hw.tiles_x - 1, -1, -1)
-            for tx in xs:
+        # column by column in the direction the chip row is walked, each column up or down in turn, so a
+        # chip's walk ends on the edge next to the following chip
+        txs = range(hw.tiles_x) if cy % 2 == 0 else range(hw.tiles_x - 1, -1, -1)
+        for j, tx in enumerate(txs):
+            tys = range(hw.tiles_y) if j % 2 == 0 else range(hw.tiles_y - 1, -1, -1)
+            for ty in tys:
                 for s in range(hw.cores_per_tile):
                     order.append((cx * hw.tiles_x + tx, cy * hw.tiles_y + ty, s))
     arr = np.asarray(order, dtype=np.int64)

@@ -147,6 +147,7 @@ class Report:
     chip_crossing_packets: float
     slowest_steps: list[tuple[str, float]]
     sim_wall_s: float
+    decode_sim_wall_s: float
     analytic_token_latency_s: float
     overrides: dict = field(default_factory=dict)
 
@@ -325,6 +326,10 @@ class SystemModel:
         env.run()
         return durations, busy, sent[0], int(received.sum())
 
+    def decode_token_latency(self, progress: bool = False) -> float:
+        """Simulate one decode token only; its latency in seconds."""
+        return sum(self._run(self._decode_plan(), progress, "decode token")[0]) * 1e-9
+
     def _decode_plan(self) -> list:
         plan = []
         for k, s in enumerate(self.steps):
@@ -408,6 +413,7 @@ class SystemModel:
             raise ValueError(f"prompt_tokens must be a positive integer, got {prompt_tokens!r}")
         t_wall = time.perf_counter()
         durations, busy, sent, received = self._run(self._decode_plan(), progress, "decode token")
+        decode_wall = time.perf_counter() - t_wall
         t_token = sum(durations) * 1e-9
         pipe, _, psent, precv = self._run(self._pipelined_plan(), False, "prefill step")
         t_pipe = pipe[0] * 1e-9
@@ -433,7 +439,7 @@ class SystemModel:
             messages_sent=int(sent), messages_received=int(received), packets_per_token=float(pk.sum()),
             mean_hops=float((pk * (self.hops_ew + self.hops_ns + self.crossings)).sum() / pk.sum()) if pk.sum() else 0.0,
             chip_crossing_packets=float((pk * self.crossings).sum()),
-            slowest_steps=[(n, t * 1e-9) for n, t in steps_sorted], sim_wall_s=wall,
+            slowest_steps=[(n, t * 1e-9) for n, t in steps_sorted], sim_wall_s=wall, decode_sim_wall_s=decode_wall,
             analytic_token_latency_s=self.analytic_token_latency(), overrides=dict(self.preset.overrides))
 
 

@@ -223,3 +223,21 @@ def test_cli_compile_and_simulate(tmp_path, capsys):
         _cli(["compile", "370m", "--preset", "loihi1", "--chips", "1", "--out", str(out)])
     with pytest.raises(ValueError, match="change the hardware the mapping"):
         _cli(["simulate", str(out), "--set", "weight_bits=8"])
+
+
+def test_baselines_and_scaling_rows(tmp_path):
+    from sim.baselines import gpu_roofline, measure_cpu_decode
+    from sim.scaling import run_point, table, write_outputs
+
+    g = gpu_roofline(SCALES["370m"], "jetson-orin-nano")
+    assert g["tokens_per_s"] == pytest.approx(68e9 / (SCALES["370m"].params * 2))
+    assert g["j_per_token_max"] == pytest.approx(15.0 / g["tokens_per_s"]) and "ANALYTIC" in g["label"]
+    assert not gpu_roofline(SCALES["13b"], "jetson-orin-nano")["fits"]
+    cpu = measure_cpu_decode(model_shape("tiny"), tokens=2, warmup=1)
+    assert cpu.tokens_per_s > 0 and ("RAPL" in cpu.energy_source or "ESTIMATE" in cpu.energy_source)
+    row = run_point(model_shape("tiny"), "loihi1")
+    assert row["chips"] == 1 and row["j_per_token"] == pytest.approx(sum(
+        v for k, v in row["energy_j"].items() if k != "total"))
+    assert "| loihi1 | tiny |" in table([row])
+    paths = write_outputs([row], [cpu.to_dict() | {"skipped": None}], [], tmp_path, plots=True)
+    assert all(p.exists() for p in paths) and (tmp_path / "scaling_energy.png").stat().st_size > 1000
