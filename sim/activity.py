@@ -129,3 +129,49 @@ def activity_from_layer_events(events: Sequence[LayerEvents], shape: ModelShape,
                     weight_density=min(1.0, density), value_density=1.0, measured=True,
                     source=f"MEASURED: {what}, {tokens} tokens, per-block input events / dense inputs; "
                            f"int32 values between layers taken as all non-zero")
+
+
+def measure_activity(checkpoint_dir, text_path, tokenizer_path, tokens: int = 256) -> Activity:
+    """MEASURED densities: the golden model of a checkpoint on the first ``tokens`` tokens of a text file."""
+    from pathlib import Path
+
+    from models.checkpoint import load_checkpoint
+    from models.golden import GoldenModel
+    from models.integer_program import IntegerProgram
+    from models.tokenizer import encode, load_tokenizer
+
+    ckpt, text, tok_path = Path(checkpoint_dir), Path(text_path), Path(tokenizer_path)
+    for p, what in ((ckpt, "checkpoint directory"), (text, "text file"), (tok_path, "tokenizer.json")):
+        if not p.exists():
+            raise FileNotFoundError(f"no {what} at {str(p)!r}")
+    model = load_checkpoint(ckpt)
+    ids = encode(load_tokenizer(tok_path), text.read_text(encoding="utf-8")[: 20 * tokens])[:tokens]
+    if len(ids) < tokens:
+        raise ValueError(f"{text.name} gives only {len(ids)} tokens, fewer than the {tokens} asked for: use a longer text")
+    _, events = GoldenModel(IntegerProgram.from_model(model)).run(ids)
+    shape = ModelShape.from_config(ckpt.name, model.config, f"checkpoint {ckpt}", False)
+    return activity_from_layer_events(events, shape, len(ids), what=f"golden model of {ckpt} on {tokens} tokens of {text.name}")
+
+
+def main(argv=None) -> int:
+    """``python -m sim.activity``: measure densities with the golden model and write them as JSON."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(prog="python -m sim.activity", description=main.__doc__)
+    ap.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json + model.safetensors)")
+    ap.add_argument("--text", required=True, help="text file (for example ../shared/data/wikitext-2/wiki.test.raw)")
+    ap.add_argument("--tokenizer", required=True, help="tokenizer.json the checkpoint was trained with")
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--out", required=True, help="activity JSON (for `nmllm simulate --activity`)")
+    args = ap.parse_args(argv)
+    act = measure_activity(args.checkpoint, args.text, args.tokenizer, args.tokens)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(act.to_dict(), indent=2) + "\n")
+    print(json.dumps(act.to_dict(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -241,3 +241,23 @@ def test_baselines_and_scaling_rows(tmp_path):
     assert "| loihi1 | tiny |" in table([row])
     paths = write_outputs([row], [cpu.to_dict() | {"skipped": None}], [], tmp_path, plots=True)
     assert all(p.exists() for p in paths) and (tmp_path / "scaling_energy.png").stat().st_size > 1000
+
+
+def test_measured_activity_from_a_checkpoint(tmp_path):
+    from models.checkpoint import save_checkpoint
+    from models.config import preset
+    from models.mmfree import MMFreeForCausalLM
+    from models.tokenizer import save_tokenizer, train_tokenizer_from_iterator
+    from sim.activity import measure_activity
+
+    lines = ["the quick brown fox jumps over the lazy dog, again and again."] * 50
+    save_tokenizer(train_tokenizer_from_iterator(lines, 512), tmp_path / "tokenizer.json")
+    (tmp_path / "text.txt").write_text(" ".join(lines))
+    import torch
+    torch.manual_seed(0)
+    save_checkpoint(MMFreeForCausalLM(preset("tiny")), tmp_path / "ckpt")
+    act = measure_activity(tmp_path / "ckpt", tmp_path / "text.txt", tmp_path / "tokenizer.json", tokens=16)
+    assert act.measured and "MEASURED" in act.source and 0 < act.input_nonzero["ifg"] <= 1
+    assert 0.4 < act.weight_density < 0.9
+    with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
+        measure_activity(tmp_path / "nope", tmp_path / "text.txt", tmp_path / "tokenizer.json")
