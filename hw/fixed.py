@@ -1,61 +1,73 @@
-"""The number-format spec's integer rules as Amaranth expressions.
+"""The number-format spec's integer rules as Amaranth logic.
 
-Each builder returns a combinational expression that computes exactly what the function of the same
-name in :mod:`models.numformat` computes on one element: :func:`round_shift` (round half away from
-zero), :func:`saturate`, :func:`bit_length`. Widths are left to Amaranth's arithmetic rules; the caller
-assigns the result to a signal of the format's width.
+Each builder adds combinational logic to a module and returns a signal that holds exactly what the
+function of the same name in :mod:`models.numformat` computes on one element: :func:`round_shift`
+(round half away from zero), :func:`saturate`, :func:`bit_length`. Operands are first captured in
+signals, so an expression used twice is emitted once.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Mux, Value, signed
+from amaranth.hdl import Module, Mux, Shape, Signal, Value, signed, unsigned
 
-__all__ = ["bit_length", "round_shift", "round_shift_const", "saturate", "clamp"]
+__all__ = ["bit_length", "round_shift", "saturate", "at_least_zero"]
 
 
-def bit_length(x: Value) -> Value:
+def _sig(m: Module, value, name: str) -> Signal:
+    value = Value.cast(value)
+    s = Signal(value.shape(), name=name)
+    m.d.comb += s.eq(value)
+    return s
+
+
+def bit_length(m: Module, x, name: str = "bitlen") -> Signal:
     """``int.bit_length`` of an unsigned value: one more than the index of its highest set bit."""
-    x = Value.cast(x)
-    n = Const(0, range(len(x) + 1))
-    for i in range(len(x)):
-        n = Mux(x[i], i + 1, n)
+    x = _sig(m, x, f"{name}_x")
+    n = Signal(range(len(x) + 1), name=name)
+    for i in range(len(x)):  # the last assignment that fires wins: the highest set bit
+        with m.If(x[i]):
+            m.d.comb += n.eq(i + 1)
     return n
 
 
-def round_shift(value: Value, shift: Value) -> Value:
-    """``value / 2**shift`` rounded half away from zero, for a signed ``value`` and unsigned ``shift``.
+def round_shift(m: Module, value, shift, name: str = "rshift") -> Signal:
+    """``value / 2**shift`` rounded half away from zero; ``shift`` an unsigned value or a constant.
 
-    Uses ``(|v| + 2**(s-1)) >> s == ((|v| >> (s-1)) + 1) >> 1`` for ``s >= 1``, so no adder wider than
-    the value is needed.
+    Uses ``(|v| + 2**(s-1)) >> s == ((|v| >> (s-1)) + 1) >> 1`` for ``s >= 1``.
     """
-    value = Value.cast(value)
-    shift = Value.cast(shift)
-    mag = abs(value)
-    sm1 = (shift - 1)[:len(shift)]
-    rounded = (((mag >> sm1) + 1) >> 1)
-    r = Mux(shift == 0, mag, rounded)
-    return Mux(value < 0, -r, r)
+    value = _sig(m, value, f"{name}_v")
+    mag = _sig(m, abs(value), f"{name}_mag")
+    if isinstance(shift, int):
+        if shift == 0:
+            return value
+        r = _sig(m, ((mag >> (shift - 1)) + 1) >> 1, f"{name}_r")
+    else:
+        shift = _sig(m, shift, f"{name}_s")
+        sm1 = (shift - 1)[:len(shift)]
+        r = _sig(m, Mux(shift == 0, mag, ((mag >> sm1) + 1) >> 1), f"{name}_r")
+    shape = signed(len(r) + 1) if value.shape().signed else unsigned(len(r))
+    out = Signal(shape, name=name)
+    m.d.comb += out.eq(Mux(value < 0, -r, r) if value.shape().signed else r)
+    return out
 
 
-def round_shift_const(value: Value, shift: int) -> Value:
-    """:func:`round_shift` by a constant ``shift``."""
-    value = Value.cast(value)
-    if shift == 0:
-        return value
-    mag = abs(value)
-    r = ((mag >> (shift - 1)) + 1) >> 1
-    return Mux(value < 0, -r, r)
-
-
-def saturate(value: Value, bits: int) -> Value:
-    """Clamp a signed ``value`` to a ``bits``-bit two's complement word (result is ``signed(bits)``)."""
-    value = Value.cast(value)
+def saturate(m: Module, value, bits: int, name: str = "sat") -> Signal:
+    """Clamp a signed ``value`` to a ``bits``-bit two's complement word (a ``signed(bits)`` signal)."""
+    value = _sig(m, value, f"{name}_v")
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    clamped = Mux(value > hi, Const(hi, signed(bits)), Mux(value < lo, Const(lo, signed(bits)), value))
-    return clamped[:bits].as_signed()
+    out = Signal(signed(bits), name=name)
+    with m.If(value > hi):
+        m.d.comb += out.eq(hi)
+    with m.Elif(value < lo):
+        m.d.comb += out.eq(lo)
+    with m.Else():
+        m.d.comb += out.eq(value)
+    return out
 
 
-def clamp(value: Value, lo: int, hi: int) -> Value:
-    """``min(max(value, lo), hi)`` for constants ``lo <= hi``."""
-    value = Value.cast(value)
-    return Mux(value < lo, lo, Mux(value > hi, hi, value))
+def at_least_zero(m: Module, value, name: str = "pos") -> Signal:
+    """``max(value, 0)`` as an unsigned signal."""
+    value = _sig(m, value, f"{name}_v")
+    out = Signal(Shape(max(len(value) - (1 if value.shape().signed else 0), 1)), name=name)
+    m.d.comb += out.eq(Mux(value < 0, 0, value))
+    return out

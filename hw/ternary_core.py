@@ -121,13 +121,14 @@ class TernaryCore(wiring.Component):
         a_valid = Signal()
         a_acc = Signal(signed(self.acc_bits))
         a_scale = Signal(ScaleLayout)
+        scaled = self._apply_scale(m, a_acc, a_scale)
         b_ready = ~self.res.valid | self.res.ready
         a_ready = ~a_valid | b_ready
         m.d.comb += mv.res.ready.eq(have & a_ready)
         with m.If(b_ready):
             m.d.sync += self.res.valid.eq(a_valid)
             with m.If(a_valid):
-                m.d.sync += self.res.payload.eq(self._apply_scale(m, a_acc, a_scale))
+                m.d.sync += self.res.payload.eq(scaled)
         with m.If(a_ready):
             m.d.sync += a_valid.eq(mv.res.valid & have)
         with m.If(mv.res.valid & mv.res.ready):
@@ -147,4 +148,5 @@ class TernaryCore(wiring.Component):
             right.eq(Mux(shift < 0, 0, Mux(shift > MAX_RIGHT_SHIFT, MAX_RIGHT_SHIFT, shift))),
             left.eq(Mux(shift >= 0, 0, Mux(-shift > numformat.MAX_LEFT_SHIFT, numformat.MAX_LEFT_SHIFT, -shift))),
         ]
-        return saturate(Mux(shift >= 0, round_shift(prod, right), prod << left), self.out_bits)
+        down = round_shift(m, prod, right, name="scaled_down")
+        return saturate(m, Mux(shift >= 0, down, prod << left), self.out_bits, name="scaled")

@@ -88,3 +88,16 @@ class Harness:
         for i, (g, w) in enumerate(zip(got, want)):
             where = f"vector {i // width} word {i % width}" if width else f"word {i}"
             assert g == w, f"phase {phase}: {stream} {where}: RTL {g} != golden {w}"
+
+    async def run_phase(self, phase: dict) -> int:
+        """One phase of a ``{"name", "writes", "feeds", "expect", "width", "stalls"}`` stimulus: the
+        writes (``[port, base, words]``), then every feed and sink at once; every expected word is
+        compared. Returns the cycles the streams took."""
+        for port, base, words in phase.get("writes", []):
+            await self.write_port(port, words, base)
+        beats = sum(len(v) for v in phase["feeds"].values()) + sum(len(v) for v in phase["expect"].values())
+        got, cycles = await self.run(phase["feeds"], {k: len(v) for k, v in phase["expect"].items()},
+                                     phase["stalls"], 100 * beats + 5000)
+        for name, want in phase["expect"].items():
+            self.compare(phase["name"], name, got[name], want, phase.get("width", {}).get(name, 0))
+        return cycles
