@@ -13,6 +13,7 @@ from typing import Callable
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from .crossbar_tile import CrossbarTile
 from .ternary_matvec import TernaryMatVec
 
 __all__ = ["UNITS", "emit", "port_list", "write_all"]
@@ -20,6 +21,7 @@ __all__ = ["UNITS", "emit", "port_list", "write_all"]
 #: Verilog module name -> factory of the unit at its default configuration.
 UNITS: dict[str, Callable[[], wiring.Component]] = {
     "ternary_matvec": lambda: TernaryMatVec(lanes=8, fan_in=256, out_features=64),
+    "crossbar_tile": lambda: CrossbarTile(rows=64, cols=32, dac_bits=1, cell_bits=5, adc_bits=6, noise_bits=3),
 }
 
 

@@ -390,3 +390,44 @@ def test_impossible_wires_are_refused(kwargs, message):
 def test_unknown_sweep_knob_is_refused():
     with pytest.raises(ValueError, match="Unknown crossbar knob 'adc'; use one of adc_bits"):
         CrossbarConfig().with_knob("adc", 4)
+
+
+# ------------------------------------------------------------------ the RTL tile (its cocotb runs are in test_rtl.py)
+def test_rtl_tile_refuses_impossible_parameters():
+    from hw.crossbar_tile import CrossbarTile
+
+    with pytest.raises(ValueError, match="ADC bits must be between 1 and 24, not 0"):
+        CrossbarTile(rows=8, cols=4, adc_bits=0)
+    with pytest.raises(ValueError, match="DAC bits 3 must divide the activation width 8"):
+        CrossbarTile(rows=8, cols=4, dac_bits=3)
+    with pytest.raises(ValueError, match="Noise bits must be between 0 and 16, not 20"):
+        CrossbarTile(rows=8, cols=4, noise_bits=20)
+    with pytest.raises(ValueError, match="Cell bits must be between 2 and 16, not 1"):
+        CrossbarTile(rows=8, cols=4, cell_bits=1)
+
+
+def test_cell_memory_image_packs_twos_complement_columns():
+    from hw.crossbar_tile import cell_memory_image
+
+    assert cell_memory_image([[1, -1], [-8, 7]], 4) == [0b1111_0001, 0b0111_1000]
+    with pytest.raises(ValueError, match=r"Cell values must lie in \[-8, 7\] for 4-bit cells"):
+        cell_memory_image([[8]], 4)
+
+
+@pytest.mark.cocotb
+def test_crossbar_testbench_fails_on_a_wrong_expected_word():
+    """Negative control: one corrupted model word in a noisy phase fails the cocotb run."""
+    import copy
+
+    from verif.flow import run_bench
+    from verif.registry import BENCHES
+    from verif.simulators import available_simulators
+
+    bench = BENCHES["crossbar_tile"]
+    config = next(iter(bench.configs))
+    vectors = bench.vectors(bench.build(**bench.configs[config]), 1)
+    bad = copy.deepcopy(vectors)
+    bad["phases"] = [p for p in bad["phases"] if p["name"] == "noise_reseeded_no_stalls"]
+    bad["phases"][0]["expected"][5][3] += 1
+    result = run_bench("crossbar_tile", config, available_simulators()[-1], vectors=bad)
+    assert not result.passed and "1 of 1 cocotb tests failed" in result.detail

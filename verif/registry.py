@@ -10,10 +10,11 @@ from typing import Callable
 
 from amaranth.lib import wiring
 
+from hw.crossbar_tile import CrossbarTile
 from hw.ternary_core import TernaryCore
 from hw.ternary_matvec import TernaryMatVec
 
-from . import ternary_core_vectors, ternary_matvec_vectors
+from . import crossbar_tile_vectors, ternary_core_vectors, ternary_matvec_vectors
 
 __all__ = ["UnitBench", "BENCHES"]
 
@@ -50,5 +51,13 @@ BENCHES: dict[str, UnitBench] = {
         vectors=lambda unit, seed: ternary_core_vectors.make_vectors(unit, seed=seed, n_random=1000),
         tb_module="verif.tb_ternary_core",
         configs={"p4_k64_n16": dict(lanes=4, fan_in=64, out_features=16)},
+    ),
+    "crossbar_tile": UnitBench(
+        unit="crossbar_tile",
+        build=lambda **kw: CrossbarTile(**kw),
+        vectors=lambda unit, seed: crossbar_tile_vectors.make_vectors(unit, seed=seed, n_random=1000),
+        tb_module="verif.tb_crossbar_tile",
+        configs={"r8_c8_d1_cell5_adc6_noise3": dict(rows=8, cols=8, dac_bits=1, cell_bits=5, adc_bits=6,
+                                                    noise_bits=3)},
     ),
 }
