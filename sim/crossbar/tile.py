@@ -182,6 +182,11 @@ def _adc(values: np.ndarray, shift: int, bits: int) -> tuple[np.ndarray, int]:
     return np.clip(q, lo, hi), int(((q < lo) | (q > hi)).sum())
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(n, S, R) @ (R, C)`` as one 2-D BLAS product."""
+    return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[-1],))
+
+
 def _shift_add(codes: np.ndarray, dac_bits: int) -> np.ndarray:
     weights = np.int64(1) << (np.arange(codes.shape[-2], dtype=np.int64) * dac_bits)
     return (codes * weights[:, None]).sum(axis=-2)
@@ -189,7 +194,7 @@ def _shift_add(codes: np.ndarray, dac_bits: int) -> np.ndarray:
 
 def _integer_codes(cells, xs, periphery, adc_shift, lfsr_state):
     sl = slice_inputs(xs, periphery.act_bits, periphery.dac_bits)              # (n, S, R)
-    cols = (sl.astype(np.float64) @ cells.astype(np.float64)).astype(np.int64)  # exact: |sum| < 2**53
+    cols = _matmul(sl.astype(np.float64), cells.astype(np.float64)).astype(np.int64)  # exact: |sum| < 2**53
     if periphery.noise_bits:
         noise = np.empty(cols.shape, dtype=np.int64)
         lfsr_state = int(_lfsr_fill(lfsr_state, periphery.noise_bits, noise))
@@ -309,9 +314,9 @@ class CrossbarLayer:
                                                            tile.lfsr)
             else:
                 sl = slice_inputs(xs[:, tile.rows], p.act_bits, p.dac_bits).astype(np.float64)
-                cols = sl @ tile.weff
+                cols = _matmul(sl, tile.weff)
                 if tile.noise_var is not None:
-                    cols += np.sqrt((sl * sl) @ tile.noise_var) * self._read_rng.standard_normal(cols.shape)
+                    cols += np.sqrt(_matmul(sl * sl, tile.noise_var)) * self._read_rng.standard_normal(cols.shape)
                 if p.noise_bits:
                     noise = np.empty(cols.shape, dtype=np.int64)
                     tile.lfsr = int(_lfsr_fill(tile.lfsr, p.noise_bits, noise))
