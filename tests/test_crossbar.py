@@ -431,3 +431,13 @@ def test_crossbar_testbench_fails_on_a_wrong_expected_word():
     bad["phases"][0]["expected"][5][3] += 1
     result = run_bench("crossbar_tile", config, available_simulators()[-1], vectors=bad)
     assert not result.passed and "1 of 1 cocotb tests failed" in result.detail
+
+
+def test_executor_layers_draw_independent_device_samples():
+    """Two layers with the same weights get different faults (streams keyed by layer name)."""
+    w = np.random.default_rng(17).choice(np.array([-1, 0, 1], dtype=np.int8), size=(32, 64))
+    ex = CrossbarExecutor(CrossbarConfig(tile_rows=64, tile_cols=32, device=DeviceParams(levels=4, stuck_on=0.2)))
+    a, b = ex.layer("layers.0.attn.i_proj", w), ex.layer("layers.0.attn.f_proj", w)
+    assert not np.array_equal(a.tiles[0].cells, b.tiles[0].cells)
+    assert a.tiles[0].lfsr != b.tiles[0].lfsr
+    assert np.array_equal(CrossbarExecutor(ex.config).layer("layers.0.attn.i_proj", w).tiles[0].cells, a.tiles[0].cells)

@@ -32,7 +32,7 @@ import numpy as np
 
 __all__ = ["DeviceParams", "ProgrammedArray", "program"]
 
-# one random stream per effect: np.random.default_rng((seed, EFFECT, tile))
+# one random stream per effect: np.random.default_rng((seed, EFFECT, layer, tile))
 _D2D, _PROG, _FAULT, _DRIFT = 1, 2, 3, 4
 
 
@@ -166,10 +166,11 @@ class ProgrammedArray:
         return self.level_pos.astype(np.int64) - self.level_neg.astype(np.int64)
 
 
-def program(weights: np.ndarray, params: DeviceParams, tile: int = 0) -> ProgrammedArray:
+def program(weights: np.ndarray, params: DeviceParams, tile: int = 0, layer: int = 0) -> ProgrammedArray:
     """Program ternary ``weights`` (any 2-D shape, values in {-1, 0, +1}) onto device pairs.
 
-    ``tile`` selects independent random streams for each tile of a layer (same ``params.seed``).
+    ``layer`` and ``tile`` select independent random streams for each tile of each layer (same
+    ``params.seed``).
     """
     w = np.asarray(weights)
     if w.ndim != 2:
@@ -180,7 +181,7 @@ def program(weights: np.ndarray, params: DeviceParams, tile: int = 0) -> Program
     g = np.stack([np.where(w > 0, p.g_max, p.g_min), np.where(w < 0, p.g_max, p.g_min)]).astype(np.float64)
 
     def rng(effect: int) -> np.random.Generator:
-        return np.random.default_rng((p.seed, effect, tile))
+        return np.random.default_rng((p.seed, effect, layer, tile))
 
     if p.d2d > 0:
         g = g * (1.0 + p.d2d * rng(_D2D).standard_normal(g.shape))

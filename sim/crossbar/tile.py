@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+import zlib
+
 import numba
 import numpy as np
 
@@ -49,7 +51,7 @@ LFSR_MASK = 0x80200003
 #: Widest LFSR noise (more than half the LFSR would repeat its own bits).
 MAX_NOISE_BITS = 16
 
-_READ = 5  # the read-noise random stream: np.random.default_rng((device.seed, _READ))
+_READ = 5  # the read-noise random stream: np.random.default_rng((device.seed, _READ, layer_id))
 
 
 def lfsr_next(state: int) -> int:
@@ -79,10 +81,11 @@ def _lfsr_fill(state, bits, out):
     return np.int64(s)
 
 
-def _tile_seed(seed: int, tile: int) -> int:
-    if tile == 0:
+def _tile_seed(seed: int, layer: int, tile: int) -> int:
+    """The LFSR seed of one tile: ``seed`` itself for tile 0 of layer 0, a scrambled one otherwise."""
+    if layer == 0 and tile == 0:
         return seed
-    s = (seed ^ (tile * 0x9E3779B9)) & 0xFFFFFFFF
+    s = (seed ^ ((layer * 0x85EBCA6B + tile * 0x9E3779B9) & 0xFFFFFFFF)) & 0xFFFFFFFF
     return s or 1
 
 
@@ -240,11 +243,13 @@ class CrossbarLayer:
     adc_rows : int or None
         Rows the ADC range is sized for when ``periphery.adc_shift`` is None (default ``tile_rows``; a
         layer smaller than the physical tile passes the physical size).
+    layer_id : int
+        Selects this layer's random streams and LFSR seeds (layers of one model must differ).
     """
 
     def __init__(self, codes: np.ndarray, *, tile_rows: int = 128, tile_cols: int = 128,
                  device: DeviceParams = DeviceParams(), periphery: Periphery = Periphery(),
-                 wires: WireParams | None = None, adc_rows: int | None = None):
+                 wires: WireParams | None = None, adc_rows: int | None = None, layer_id: int = 0):
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.dtype != np.uint8:
             raise ValueError("Weight codes must be a 2-D (fan_in, out) uint8 array (numformat.encode_ternary)")
@@ -264,7 +269,8 @@ class CrossbarLayer:
         self.adc_shift = periphery.resolve_shift(adc_rows or tile_rows, self.cell_scale)
         self.exact = wires is None and device.read_noise == 0 and (
             (device.levels is not None and not device.drifts) or device.static_ideal)
-        self._read_rng = np.random.default_rng((device.seed, _READ))
+        self.layer_id = layer_id
+        self._read_rng = np.random.default_rng((device.seed, _READ, layer_id))
         weights = numformat.decode_ternary(codes)
         self.tiles: list[_Tile] = []
         for r0 in range(0, fan_in, tile_rows):
@@ -275,8 +281,8 @@ class CrossbarLayer:
 
     def _program(self, rows: slice, cols: slice, w: np.ndarray, index: int) -> _Tile:
         dev = self.device
-        array = program(w, dev, tile=index)
-        seed = _tile_seed(self.periphery.lfsr_seed, index)
+        array = program(w, dev, tile=index, layer=self.layer_id)
+        seed = _tile_seed(self.periphery.lfsr_seed, self.layer_id, index)
         if self.exact:
             cells = array.cells() if dev.levels is not None else w.astype(np.int64)
             return _Tile(rows, cols, array, cells, None, None, seed)
@@ -295,8 +301,8 @@ class CrossbarLayer:
     def reset_noise(self) -> None:
         """Return every tile's LFSR to its seed and restart the read-noise stream."""
         for t, tile in enumerate(self.tiles):
-            tile.lfsr = _tile_seed(self.periphery.lfsr_seed, t)
-        self._read_rng = np.random.default_rng((self.device.seed, _READ))
+            tile.lfsr = _tile_seed(self.periphery.lfsr_seed, self.layer_id, t)
+        self._read_rng = np.random.default_rng((self.device.seed, _READ, self.layer_id))
 
     def raw(self, xs: np.ndarray) -> np.ndarray:
         """Shift-and-add outputs (n, out) of the activations ``xs`` (n, fan_in), summed over row tiles."""
@@ -390,7 +396,7 @@ class CrossbarExecutor:
     ``weights`` is a ternary ``(out, in)`` int8 matrix (as :class:`models.integer_program.Projection`
     holds it), ``x`` an int8 activation vector (or ``(n, in)`` batch); the result is the accumulator the
     golden model would compute, as the crossbars get it. Each named layer is programmed once (its tiles
-    keep their faults and noise streams); a physical tile larger than a layer holds it with rows and
+    keep their faults and noise streams, drawn from streams selected by the CRC-32 of its name); a physical tile larger than a layer holds it with rows and
     columns unused (the ADC range stays that of the physical tile).
     """
 
@@ -405,7 +411,7 @@ class CrossbarExecutor:
             self.layers[name] = CrossbarLayer(
                 numformat.encode_ternary(w.T), tile_rows=min(cfg.tile_rows, w.shape[1]),
                 tile_cols=min(cfg.tile_cols, w.shape[0]), device=cfg.device, periphery=cfg.periphery,
-                wires=cfg.wires, adc_rows=cfg.tile_rows)
+                wires=cfg.wires, adc_rows=cfg.tile_rows, layer_id=zlib.crc32(name.encode()))
         return self.layers[name]
 
     def __call__(self, name: str, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
