@@ -295,8 +295,9 @@ class BitLinearFront(wiring.Component):
         m.d.comb += [g_wr.addr.eq(self.gain.addr), g_wr.data.eq(self.gain.data), g_wr.en.eq(self.gain.en)]
         g_rd, b_wr, b_rd = gmem.read_port(domain="comb"), bmem.write_port(), bmem.read_port(domain="comb")
 
-        mult_s = Signal(nf.MULTIPLIER_BITS)
-        shift_s = Signal(signed(nf.MULTIPLIER_BITS))
+        # parameters, like the memories, survive a reset
+        mult_s = Signal(nf.MULTIPLIER_BITS, reset_less=True)
+        shift_s = Signal(signed(nf.MULTIPLIER_BITS), reset_less=True)
         with m.If(self.static.en):
             with m.If(self.static.addr == 0):
                 m.d.sync += mult_s.eq(self.static.data)
@@ -450,6 +451,8 @@ class Elementwise(wiring.Component):
         self.cell = MlgruCell(channels=channels)
         self.glu = GluCell(width=glu_width)
         self.front = BitLinearFront(fan_in=fan_in)
+        for unit in (self.cell, self.glu, self.front):
+            unit._MustUse__silence = True  # elaborated with this unit; reading ports alone must not warn
         self._members = {
             "cell_in": (self.cell, "inp"), "cell_out": (self.cell, "out"),
             "lower_bound": (self.cell, "lower_bound"), "g_norm_gain": (self.cell, "g_norm_gain"),

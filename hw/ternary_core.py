@@ -87,6 +87,7 @@ class TernaryCore(wiring.Component):
     def __init__(self, *, lanes: int, fan_in: int, out_features: int, act_bits: int = numformat.ACT_BITS,
                  out_bits: int = numformat.RESID_BITS):
         self.matvec = TernaryMatVec(lanes=lanes, fan_in=fan_in, out_features=out_features, act_bits=act_bits)
+        self.matvec._MustUse__silence = True  # elaborated with this core; reading ports alone must not warn
         if not isinstance(out_bits, int) or isinstance(out_bits, bool) or out_bits < 2:
             raise ValueError(f"Output width must be an integer of at least 2, not {out_bits!r}")
         self.lanes, self.fan_in, self.out_features = lanes, fan_in, out_features

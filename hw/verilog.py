@@ -14,6 +14,9 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .crossbar_tile import CrossbarTile
+from .elementwise import Elementwise
+from .neurocore_top import NeurocoreTop
+from .ternary_core import TernaryCore
 from .ternary_matvec import TernaryMatVec
 
 __all__ = ["UNITS", "emit", "port_list", "write_all"]
@@ -22,6 +25,9 @@ __all__ = ["UNITS", "emit", "port_list", "write_all"]
 UNITS: dict[str, Callable[[], wiring.Component]] = {
     "ternary_matvec": lambda: TernaryMatVec(lanes=8, fan_in=256, out_features=64),
     "crossbar_tile": lambda: CrossbarTile(rows=64, cols=32, dac_bits=1, cell_bits=5, adc_bits=6, noise_bits=3),
+    "ternary_core": lambda: TernaryCore(lanes=8, fan_in=256, out_features=64),
+    "elementwise": lambda: Elementwise(channels=256, glu_width=640, fan_in=256),
+    "neurocore_top": lambda: NeurocoreTop(hidden=256, glu=640, lanes=8, clock_mhz=200),
 }
 
 

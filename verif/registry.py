@@ -11,10 +11,13 @@ from typing import Callable
 from amaranth.lib import wiring
 
 from hw.crossbar_tile import CrossbarTile
+from hw.elementwise import Elementwise
+from hw.neurocore_top import NeurocoreTop
 from hw.ternary_core import TernaryCore
 from hw.ternary_matvec import TernaryMatVec
 
-from . import crossbar_tile_vectors, ternary_core_vectors, ternary_matvec_vectors
+from . import (crossbar_tile_vectors, elementwise_vectors, neurocore_top_vectors, ternary_core_vectors,
+               ternary_matvec_vectors)
 
 __all__ = ["UnitBench", "BENCHES"]
 
@@ -59,5 +62,19 @@ BENCHES: dict[str, UnitBench] = {
         tb_module="verif.tb_crossbar_tile",
         configs={"r8_c8_d1_cell5_adc6_noise3": dict(rows=8, cols=8, dac_bits=1, cell_bits=5, adc_bits=6,
                                                     noise_bits=3)},
+    ),
+    "elementwise": UnitBench(
+        unit="elementwise",
+        build=lambda **kw: Elementwise(**kw),
+        vectors=lambda unit, seed: elementwise_vectors.make_vectors(unit, seed=seed, n_random=1000),
+        tb_module="verif.tb_elementwise",
+        configs={"e16_m16_n32": dict(channels=16, glu_width=16, fan_in=32)},
+    ),
+    "neurocore_top": UnitBench(
+        unit="neurocore_top",
+        build=lambda **kw: NeurocoreTop(**kw),
+        vectors=lambda unit, seed: neurocore_top_vectors.make_vectors(unit, seed=seed),
+        tb_module="verif.tb_neurocore_top",
+        configs={"d32_m64_p4": dict(hidden=32, glu=64, lanes=4)},
     ),
 }
