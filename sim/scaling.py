@@ -36,7 +36,7 @@ _FAST = {f"{k}_ns": None for k in ("synaptic_op", "neuron_update", "neuron_idle"
                                    "axon_out", "local_spike", "hop_ew", "hop_ns", "link_packet")}
 LOIHI2_VARIANTS = {
     "as preset (2-bit weights, fill 1.0, 0.5 W/chip static, Loihi 1 latency / 2)": ({}, 1.0),
-    "8-bit weights (as Abreu et al. ran it)": ({"weight_bits": 8}, 1.0),
+    "8-bit weights (reportedly as in Abreu et al.)": ({"weight_bits": 8}, 1.0),
     "fill 0.25 (each core a quarter full)": ({}, 0.25),
     "core and NoC latencies / 5 (= Loihi 1 / 10, the brief's 'up to 10x faster')": ("fast", 1.0),
     "static 0.1 W/chip": ({"static_per_chip": 0.1}, 1.0),
