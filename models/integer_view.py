@@ -9,6 +9,7 @@ what perplexity is computed from.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from . import numformat as nf
@@ -22,9 +23,12 @@ def _sat(x: torch.Tensor, bits: int = nf.RESID_BITS) -> torch.Tensor:
 
 
 class _TorchProjection:
-    """A :class:`Projection` with its tensors on torch."""
+    """A :class:`Projection` with its tensors on torch; ``accumulate`` replaces the exact ternary
+    accumulation (e.g. by crossbar tiles): ``accumulate(name, codes (out, in) int8, x (n, in) int8)``
+    returns the ``(n, out)`` accumulators."""
 
-    def __init__(self, p: Projection):
+    def __init__(self, p: Projection, name: str = "", accumulate=None):
+        self.name, self.codes, self.accumulate = name, p.codes, accumulate
         self.weight = torch.as_tensor(p.codes, dtype=torch.float32)
         self.gain = torch.as_tensor(p.gain, dtype=torch.int64)
         self.multiplier, self.shift = p.multiplier, p.shift
@@ -35,28 +39,38 @@ class _TorchProjection:
         """BitLinear of int64 ``u`` (..., fan_in) → Q OUT_FRAC (..., fan_out)."""
         ss, k = nf.sum_of_squares(u) if ss_k is None else ss_k
         codes, zmax = nf.absmax_quantize(_sat(u * self.gain))
-        acc = (codes.to(torch.float32) @ self.weight.T).to(torch.int64)
+        if self.accumulate is None:
+            acc = (codes.to(torch.float32) @ self.weight.T).to(torch.int64)
+        else:
+            flat = codes.reshape(-1, codes.shape[-1]).numpy().astype(np.int8)
+            acc = torch.as_tensor(np.asarray(self.accumulate(self.name, self.codes, flat), dtype=np.int64))
+            acc = acc.reshape(*codes.shape[:-1], -1)
         mult, shift = nf.bitlinear_scale(self.multiplier, self.shift, zmax, ss, k)
         return nf.apply_scale(acc, mult, shift)
 
 
 class IntegerView:
-    """Runs an :class:`IntegerProgram` on token ids; ``forward`` returns integer logits."""
+    """Runs an :class:`IntegerProgram` on token ids; ``forward`` returns integer logits.
 
-    def __init__(self, program: IntegerProgram):
+    ``accumulate`` (optional) computes every ternary accumulation instead of the exact product — the
+    hook through which crossbar tiles execute the program (see ``_TorchProjection``); projections are
+    named ``layers.{l}.{proj}`` and ``lm_head``.
+    """
+
+    def __init__(self, program: IntegerProgram, accumulate=None):
         program.validate()
         self.program = program
         self.embedding = torch.as_tensor(program.embedding, dtype=torch.int64)
         self.final_gain = torch.as_tensor(program.final_gain, dtype=torch.int64)
-        self.lm_head = _TorchProjection(program.lm_head)
+        self.lm_head = _TorchProjection(program.lm_head, "lm_head", accumulate)
         self.layers = []
-        for layer in program.layers:
+        for li, layer in enumerate(program.layers):
             self.layers.append({
                 "attn_gain": torch.as_tensor(layer.attn_gain, dtype=torch.int64),
                 "g_norm_gain": torch.as_tensor(layer.g_norm_gain, dtype=torch.int64),
                 "lower_bound": torch.as_tensor(layer.lower_bound, dtype=torch.int64),
                 "mlp_gain": torch.as_tensor(layer.mlp_gain, dtype=torch.int64),
-                **{n: _TorchProjection(p) for n, p in layer.proj.items()},
+                **{n: _TorchProjection(p, f"layers.{li}.{n}", accumulate) for n, p in layer.proj.items()},
             })
 
     def init_state(self, batch: int) -> torch.Tensor:

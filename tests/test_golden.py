@@ -142,3 +142,16 @@ def test_token_outside_vocabulary_is_refused():
     g = GoldenModel(IntegerProgram.from_model(random_model(9)))
     with pytest.raises(ValueError, match="token id 512 is outside the vocabulary"):
         g.step(512)
+
+
+def test_integer_view_accumulate_hook_replaces_the_ternary_product():
+    program = IntegerProgram.from_model(random_model(10))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    seen = []
+
+    def exact(name, codes, x):
+        seen.append(name)
+        return x.astype(np.int64) @ codes.T.astype(np.int64)
+
+    assert torch.equal(IntegerView(program, accumulate=exact).forward(ids)[0], IntegerView(program).forward(ids)[0])
+    assert {"lm_head", "layers.0.i_proj", "layers.1.down_proj"} <= set(seen)
