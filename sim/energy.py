@@ -32,19 +32,17 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 #: Energy per event (pJ). ``synaptic_op``: one accumulate of a non-zero weight; ``neuron_idle``: a neuron
 #: serviced in a timestep without input; ``input_event``: one received value buffered; ``axon_out``: one
 #: packet generated; ``local_spike``: a packet delivered without a mesh hop; ``chip_link``: a packet over
-#: a chip-to-chip link; ``*_byte``: memory traffic; ``adc_conversion``/``dac_drive``/``xbar_cell_read``:
-#: crossbar events.
+#: a chip-to-chip link; ``*_byte``: memory traffic. Crossbar arrays (DAC, cells, ADC, shift-add) are costed
+#: per MVM by the crossbar model (:mod:`sim.crossbar.costs`, table ``crossbar_periphery.yaml``), not here.
 ENERGY_KEYS = ("synaptic_op", "neuron_update", "neuron_idle", "state_update", "nonlinear_eval", "input_event",
                "axon_out", "local_spike", "hop_ew", "hop_ns", "chip_link", "weight_read_byte", "state_byte",
-               "sram_read_byte", "adc_conversion", "dac_drive", "xbar_cell_read")
+               "sram_read_byte")
 #: Time per event (ns). ``synapse_slot``: per (input event x stored column), zero weights included;
 #: ``link_packet``/``chip_link_packet``: serialisation of one packet on a mesh/chip link; ``barrier_*``:
-#: barrier synchronisation over 1 and 32 tiles (interpolated in log2 of the tile count);
-#: ``xbar_read_cycle``: one bit-serial array read.
+#: barrier synchronisation over 1 and 32 tiles (interpolated in log2 of the tile count).
 LATENCY_KEYS = ("synaptic_op", "synapse_slot", "neuron_update", "neuron_idle", "state_update", "nonlinear_eval",
                 "input_event", "axon_out", "local_spike", "hop_ew", "hop_ns", "link_packet", "chip_link",
-                "chip_link_packet", "sram_read_byte", "barrier_1tile", "barrier_32tiles", "xbar_read_cycle",
-                "adc_conversion")
+                "chip_link_packet", "sram_read_byte", "barrier_1tile", "barrier_32tiles")
 POWER_KEYS = ("static_per_chip",)
 
 _SECTIONS = (("energy_pj", ENERGY_KEYS, "_pj", "pJ"), ("latency_ns", LATENCY_KEYS, "_ns", "ns"),

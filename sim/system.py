@@ -8,7 +8,8 @@ A message (one per source core, destination core and step) leaves the core's out
 chip-to-chip, is reserved first come first served in injection order (wormhole: the head waits for the
 link, the link is then busy for the message's packets), so messages that share links contend. At the
 destination core a message is integrated in arrival order (input events x synapse rows: synaptic ops;
-crossbar cores buffer the inputs and run one bit-serial MVM after the last one). The step ends when the
+crossbar cores buffer the inputs and run one bit-serial MVM after the last one, its latency and energy
+from the crossbar model, :mod:`sim.crossbar.costs`). The step ends when the
 last integration ends (and not before the idle cores have serviced their neurons), then the barrier
 synchronisation takes its time and the next step starts.
 
@@ -211,9 +212,8 @@ class SystemModel:
         self.slots_digital = np.where(digital, slots, 0.0)
         p = preset
         self.work = vals * p.ns("input_event") + np.where(digital, synops * p.ns("synaptic_op") + slots * p.ns("synapse_slot"), 0.0)
-        # crossbar: one bit-serial MVM per receiving core and token
-        bits = hw.xbar_input_bits
-        self.mvm = np.where(self.xbar, bits * (p.ns("xbar_read_cycle") + hw.xbar_cols_per_adc * p.ns("adc_conversion")), 0.0)
+        # crossbar: one bit-serial MVM per receiving core and token, costed by the crossbar model
+        self.mvm, self.mvm_pj = self._crossbar_mvm(cores, pc)
 
         # ---- hops (XY: every x hop, then every y hop; chip boundaries every tiles_x / tiles_y routers)
         sx, sy, dx_, dy_ = cores["x"][msgs["src"]], cores["y"][msgs["src"]], cores["x"][dst], cores["y"][dst]
@@ -242,6 +242,33 @@ class SystemModel:
         self.barrier_ns = (p.ns("barrier_1tile") + (p.ns("barrier_32tiles") - p.ns("barrier_1tile")) * math.log2(tiles) / 5.0
                            + (gx - 1 + gy - 1) * p.ns("chip_link"))
         self.neurons = cores["neurons"].astype(np.float64)
+
+    def _crossbar_mvm(self, cores: dict, pc: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Latency (ns) and energy parts (pJ) of each crossbar core's MVM, from :mod:`sim.crossbar.costs`."""
+        hw = self.hw
+        lat = np.zeros(self.n)
+        parts = {k: np.zeros(self.n) for k in ("adc_dac", "cells", "shift_add", "buffers")}
+        idx = np.nonzero(self.xbar)[0]
+        if not len(idx):
+            return lat, parts
+        from .crossbar.costs import PeripheryCosts, mvm_cost, mvm_events
+        from .crossbar.tile import Periphery
+        periphery, table = Periphery(act_bits=hw.xbar_input_bits), PeripheryCosts.load()
+        cache: dict[tuple[int, int], dict] = {}
+        for c in idx:
+            key = (int(cores["row1"][c] - cores["row0"][c]), int((cores["col1"][c] - cores["col0"][c]) * pc[cores["stage"][c]]))
+            if key not in cache:
+                ev = mvm_events(key[0], key[1], hw.xbar_rows, hw.xbar_cols // hw.xbar_cells_per_weight, periphery,
+                                hw.xbar_cols_per_adc)
+                cache[key] = mvm_cost(ev, periphery, table)
+            cost = cache[key]
+            e = cost["energy_pj"]
+            lat[c] = cost["latency_ns"]
+            parts["adc_dac"][c] = e["dac"] + e["adc"] + e["sample_hold"]
+            parts["cells"][c] = e["cell_read"]
+            parts["shift_add"][c] = e["shift_add"]
+            parts["buffers"][c] = e["buffers"]
+        return lat, parts
 
     # ------------------------------------------------------------------ timing
     def _idle_floor(self, sources: np.ndarray) -> float:
@@ -369,22 +396,19 @@ class SystemModel:
         xbar_dst = self.xbar[self.mapping.messages["dst"]]
         recv_xbar = np.zeros(self.n, dtype=bool)
         recv_xbar[self.mapping.messages["dst"][self.syn & xbar_dst]] = True
-        bits = hw.xbar_input_bits
-        conversions = float((cores["xbar_bitlines"] * cores["xbar_tile_rows"])[recv_xbar].sum()) * bits
-        dac = float(((cores["row1"] - cores["row0"]) * cores["xbar_col_tiles"])[recv_xbar].sum()) * bits
-        cell_reads = float(self.synops[xbar_dst].sum()) * bits * 0.5
+        mvm = {k: float(v[recv_xbar].sum()) for k, v in self.mvm_pj.items()}
         pk = self.packets
         return {
-            "synaptic_ops": pj * (float(self.synops[~xbar_dst].sum()) * p.pj("synaptic_op") + cell_reads * p.pj("xbar_cell_read")),
+            "synaptic_ops": pj * (float(self.synops[~xbar_dst].sum()) * p.pj("synaptic_op") + mvm["cells"]),
             "neuron_state_updates": pj * (nu * p.pj("neuron_update") + su * p.pj("state_update") + nl * p.pj("nonlinear_eval")
-                                          + idle * p.pj("neuron_idle")),
+                                          + idle * p.pj("neuron_idle") + mvm["shift_add"]),
             "memory": pj * (float(self.slots_digital.sum()) * hw.weight_bits / 8 * p.pj("weight_read_byte")
-                            + sbytes * p.pj("state_byte") + sram * p.pj("sram_read_byte")),
+                            + sbytes * p.pj("state_byte") + sram * p.pj("sram_read_byte") + mvm["buffers"]),
             "noc": pj * (float(pk.sum()) * p.pj("axon_out") + float((pk * self.hops_ew).sum()) * p.pj("hop_ew")
                          + float((pk * self.hops_ns).sum()) * p.pj("hop_ns") + float(pk[self.local].sum()) * p.pj("local_spike")
                          + float(self.values.sum()) * p.pj("input_event")),
             "chip_to_chip": pj * float((pk * self.crossings).sum()) * p.pj("chip_link"),
-            "adc_dac": pj * (conversions * p.pj("adc_conversion") + dac * p.pj("dac_drive")),
+            "adc_dac": pj * mvm["adc_dac"],
         }
 
     def analytic_token_latency(self) -> float:
