@@ -11,11 +11,11 @@ import sys
 
 from models import perplexity, train
 
-from . import demo, verilog_cmd
+from . import demo, system_cmds, verilog_cmd
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo, train, perplexity, verilog_cmd)
+COMMANDS = (demo, train, perplexity, system_cmds, verilog_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
