@@ -85,6 +85,13 @@ def _silu(m: Module, y, sig, name: str):
     return round_shift(m, y * sig, nf.GATE_FRAC, name=name)
 
 
+def _product_out(m: Module, out, valid, a, b, enable) -> None:
+    """The output register of a cell: ``sat32(rs(a * b, OUT_FRAC))`` (a Hadamard product back to Q OUT_FRAC)."""
+    v = saturate(m, round_shift(m, a * b, nf.OUT_FRAC, name="v_rs"), W, name="v")
+    with m.If(enable):
+        m.d.sync += [out.valid.eq(valid), out.payload.eq(v)]
+
+
 def _stage(m: Module, name: str, shape, value, enable):
     reg = Signal(shape, name=name)
     with m.If(enable):
@@ -187,9 +194,7 @@ class MlgruCell(wiring.Component):
         silh6 = _stage(m, "silu_h6", signed(nf.STATE_BITS), _silu(m, h5, sh5, "silu_h"), adv)
         gg6 = _stage(m, "gg6", signed(W), gg5, adv)
         # out: v = sat(rs(gg silu(h), 16))
-        v_out = saturate(m, round_shift(m, gg6 * silh6, nf.OUT_FRAC, name="v_rs"), W, name="v")
-        with m.If(adv):
-            m.d.sync += [self.out.valid.eq(v6), self.out.payload.eq(v_out)]
+        _product_out(m, self.out, v6, gg6, silh6, adv)
         return m
 
 
@@ -239,9 +244,7 @@ class GluCell(wiring.Component):
         v3 = _stage(m, "v3", 1, v2, adv)
         sil3 = _stage(m, "silu_g3", signed(W), _silu(m, g2, sg2, "silu_g"), adv)
         u3 = _stage(m, "u3", signed(W), u2, adv)
-        v_out = saturate(m, round_shift(m, sil3 * u3, nf.OUT_FRAC, name="v_rs"), W, name="v")
-        with m.If(adv):
-            m.d.sync += [self.out.valid.eq(v3), self.out.payload.eq(v_out)]
+        _product_out(m, self.out, v3, sil3, u3, adv)
         return m
 
 

@@ -18,7 +18,7 @@ from hw.neurocore_top import ID_WORD, REGISTERS, NeurocoreTop, layer_load_frames
 from models.golden import GoldenModel
 from models.integer_program import IntegerProgram
 
-__all__ = ["make_vectors", "small_program"]
+__all__ = ["make_vectors", "make_bench_vectors", "small_program"]
 
 BUNDLED = Path(__file__).resolve().parent.parent / "models" / "bundled"
 
@@ -79,3 +79,19 @@ def make_vectors(unit: NeurocoreTop, *, seed: int, n_tokens: int = 24, n_layer1:
              "expected": ys1},
         ],
     }
+
+
+def make_bench_vectors(unit: NeurocoreTop, program: IntegerProgram, *, n_tokens: int, seed: int = 0) -> dict:
+    """A lean run for ``bench/bench_neurocore.py``: load layer 0 of ``program``, ``n_tokens`` tokens with the
+    state carried, every output word still compared, no pauses on the streams."""
+    rng = np.random.default_rng(seed)
+    golden = GoldenModel(program)
+    xs, ys = [], []
+    for t in rng.integers(0, program.vocab_size, size=n_tokens):
+        x = golden.embed(int(t))
+        xs.append(_u32(x))
+        golden.layer_step(0, x)
+        ys.append([int(v) for v in x])
+    return {"unit": "neurocore_top", "mode": "bench", "seed": seed, "program": "bench", "registers": REGISTERS,
+            "read_only": {}, "layers": [{"name": "layer0", "frames": layer_load_frames(program.layers[0], unit.lanes),
+                                         "inputs": xs, "expected": ys}]}

