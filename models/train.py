@@ -4,6 +4,8 @@ Usage::
 
     python -m models.train models/configs/bundled.yaml --out runs/bundled            # start
     python -m models.train models/configs/bundled.yaml --out runs/bundled --resume   # continue after a kill
+    ... --stop-after N      # checkpoint and stop after step N (the schedule still spans max_steps)
+    ... --resume --max-steps M   # continue with the cosine schedule re-fitted to a new total M
 
 The YAML config has four sections (see ``models/configs/*.yaml``)::
 
@@ -130,9 +132,10 @@ class Trainer:
     """One training run in ``out_dir`` (see the module docstring)."""
 
     def __init__(self, cfg: dict[str, Any], out_dir: str | os.PathLike, progress: bool = True,
-                 step_delay: float = 0.0):
+                 step_delay: float = 0.0, stop_after: Optional[int] = None):
         self.cfg = cfg
         self.t = cfg["train"]
+        self.stop_after = stop_after
         self.out = Path(out_dir)
         self.progress = progress
         self.step_delay = float(step_delay)
@@ -304,7 +307,7 @@ class Trainer:
                        "config": self.mconf.to_dict(), "train": self.t, "seed": self.cfg["seed"],
                        "train_tokens": len(self.train_data), "val_tokens": len(self.val_data)})
         else:
-            self._log({"step": self.step, "event": "resume"})
+            self._log({"step": self.step, "event": "resume", "max_steps": self.t["max_steps"]})
         t = self.t
         bar = None
         if self.progress:
@@ -336,9 +339,18 @@ class Trainer:
                     self.save()
                 if self.step_delay:
                     time.sleep(self.step_delay)
+                if self.stop_after is not None and self.step >= self.stop_after:
+                    if self.step % t["ckpt_every"] != 0:
+                        self.save()
+                    break
         finally:
             if bar is not None:
                 bar.close()
+        if self.step < t["max_steps"]:
+            summary = {"step": self.step, "event": "stopped", "final_loss": last, "val_loss": val_loss,
+                       "tokens": self.tokens_seen, "wall_s": round(time.perf_counter() - t0, 1)}
+            self._log(summary)
+            return summary
         final = self.out / "final"
         save_checkpoint(self.model, final)
         save_tokenizer(self.tokenizer, final)
@@ -357,7 +369,10 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
 # ---------------------------------------------------------------------------- CLI
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_train_config(args.config)
-    summary = Trainer(cfg, args.out, progress=not args.no_progress, step_delay=args.step_delay).run(resume=args.resume)
+    if args.max_steps is not None:
+        cfg["train"]["max_steps"] = args.max_steps
+    summary = Trainer(cfg, args.out, progress=not args.no_progress, step_delay=args.step_delay,
+                      stop_after=args.stop_after).run(resume=args.resume)
     print(json.dumps(summary))
     return 0
 
@@ -367,6 +382,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="training config YAML (models/configs/*.yaml)")
     p.add_argument("--out", required=True, help="run directory (tokenizer, token cache, checkpoints, log, final/)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="override train.max_steps (also on --resume: the cosine schedule is re-fitted to the new total from the current step)")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="checkpoint and stop after this step (the schedule still spans max_steps)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--step-delay", type=float, default=0.0,
                    help="sleep this many seconds after every step (to test kill/resume on tiny configs)")

@@ -139,6 +139,22 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert [e["step"] for e in events] == [ckpt_step]
 
 
+def test_stop_after_then_resume_with_a_new_total(tmp_path):
+    cfg = load_train_config(tiny_cfg(tmp_path, max_steps=30, ckpt_every=10, eval_every=10))
+    s = Trainer(cfg, tmp_path / "r", progress=False, stop_after=15).run()
+    assert s["event"] == "stopped" and s["step"] == 15 and not (tmp_path / "r" / "final").exists()
+    assert (tmp_path / "r" / "checkpoints" / "LATEST").read_text().strip() == "step-00000015"
+    cfg["train"]["max_steps"] = 20
+    s = Trainer(cfg, tmp_path / "r", progress=False).run(resume=True)
+    assert s["event"] == "done" and s["step"] == 20 and (tmp_path / "r" / "final" / "model.safetensors").exists()
+    log = read_log(tmp_path / "r")
+    assert [r["step"] for r in log if "loss" in r] == list(range(1, 21))
+    assert [r for r in log if r.get("event") == "resume"][0]["max_steps"] == 20
+    # the schedule after the resume is fitted to the new total (the lr logged at step s is lambda(s - 1))
+    lrs = {r["step"]: r["lr"] for r in log if "lr" in r}
+    assert lrs[20] == pytest.approx(cfg["train"]["lr"] * lr_lambda(19, 5, 20, 0.1))
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path):
     cfg = load_train_config(tiny_cfg(tmp_path, max_steps=5, ckpt_every=5, eval_every=5))
     s = Trainer(cfg, tmp_path / "r", progress=False).run(resume=True)
