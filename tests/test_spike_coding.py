@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from models.spike_coding import CODINGS, MAX_TIMESTEPS, Coding, round_half_away
 
-TS = (1, 2, 3, 4, 7, 8, 16)
+TS = (1, 2, 3, 7, 16)
 
 
 def grid(coding: Coding, theta: float) -> torch.Tensor:
@@ -48,7 +48,7 @@ def test_train_matches_closed_form_on_any_input(name, T):
     assert torch.equal(train.abs().sum(0).to(torch.int32), c.spike_count(c.quantize(x, theta)))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(T=st.integers(1, 16), k=st.integers(-1 << 20, 1 << 20), shift=st.integers(0, 24), th_exp=st.integers(-3, 3))
 def test_rate_if_neuron_is_round_half_away_on_dyadic_inputs(T, k, shift, th_exp):
     """The IF neuron (membrane from theta/2, reset by subtraction) counts round(T|x|/theta), halves away
