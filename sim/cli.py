@@ -12,10 +12,11 @@ import sys
 from models import perplexity, train
 
 from . import demo, system_cmds, verilog_cmd
+from .sweep import cli as sweep_cli
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo, train, perplexity, system_cmds, verilog_cmd)
+COMMANDS = (demo, train, perplexity, system_cmds, verilog_cmd, sweep_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
