@@ -13,7 +13,9 @@ from models.hf_transformer import hf_logits_fn, is_hf_ref, load_hf_model, resolv
 from models.spike_convert import (SITE_KINDS, UnsupportedModelError, calibrate, check_supported, convert,
                                   find_sites, parse_schedule, quantize_weight)
 
-VOCAB = 96
+VOCAB = 384
+CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,15 +27,34 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+def tiny_tokenizer():
+    """A byte-level BPE (< VOCAB tokens) trained on a slice of the shared corpus, with a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from models.data import corpus_files
+
+    text = corpus_files()[0].read_text(encoding="utf-8")[:20000]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(text.splitlines(), trainers.BpeTrainer(
+        vocab_size=VOCAB - 16, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   chat_template=CHAT)
+
+
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
                       tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     model = LlamaForCausalLM(cfg)
     d = tmp_path_factory.mktemp("tiny_llama")
     model.save_pretrained(d)
+    tiny_tokenizer().save_pretrained(d)
     return d
 
 
@@ -240,3 +261,77 @@ def test_spike_recorder_on_tiny_llama(converted, batches):
     assert all(len(p) == 2 for p in rec.patterns.values())
     assert all(int(h.sum()) == rec.cells[s] for s, h in rec.hist.items())
     assert all(not st.recorders for st in sm.sites.values())
+
+
+def test_perplexity_adapter_dense_and_converted(tiny_dir):
+    from models.data import data_root
+    from models.hf_transformer import context_token_id, hf_text_perplexity, load_hf_tokenizer
+    from models.spike_convert import calibration_token_batches
+
+    tok = load_hf_tokenizer(tiny_dir)
+    assert context_token_id(tok) == 0                           # <|endoftext|>
+    model = load_hf_model(tiny_dir)
+    text = (data_root() / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")[:3000]
+    dense = hf_text_perplexity(hf_logits_fn(model), tok, text, window=64, stride=32, max_tokens=200)
+    assert dense["tokens"] == 200 and 1 < dense["token_ppl"] < 2 * VOCAB   # a random model: about uniform
+    calib = calibration_token_batches(tok, n_tokens=256, seq_len=64)       # corpus text, not the test set
+    assert calib.shape == (4, 64)
+    sm = convert(model, calib_batches=calib, coding="bitplane", timesteps=12, weights="float")
+    near = hf_text_perplexity(sm.logits_fn(), tok, text, window=64, stride=32, max_tokens=200)
+    assert near["token_ppl"] == pytest.approx(dense["token_ppl"], rel=1e-3)
+    assert sm.events_per_token()["tokens"] == near["forward_tokens"]
+
+
+def test_rouge_pieces(tiny_dir):
+    from models.hf_transformer import load_hf_tokenizer
+    from models.rouge_eval import default_data_path, evaluate_rouge, load_pairs, rouge_scores, split_sentences
+
+    assert split_sentences("One here. Two there! Three?\nFour") == "One here.\nTwo there!\nThree?\nFour"
+    same = rouge_scores(["the cat sat. it ran."], ["the cat sat .\nit ran ."])
+    assert same == {"rouge1": pytest.approx(100.0), "rouge2": pytest.approx(100.0), "rougeLsum": pytest.approx(100.0)}
+    pairs = load_pairs(default_data_path(), 2)
+    assert len(pairs) == 2 and {"article", "highlights"} <= set(pairs[0])
+    r = evaluate_rouge(load_hf_model(tiny_dir), load_hf_tokenizer(tiny_dir), pairs, max_new_tokens=4,
+                       max_article_tokens=24, progress=False)
+    assert r["n_articles"] == 2 and 0 <= r["rouge1"] <= 100 and r["generated_tokens"] <= 8
+    with pytest.raises(ValueError, match="at least 1"):
+        load_pairs(default_data_path(), 0)
+
+
+def test_cli_eval_and_spike_commands(tiny_dir, tmp_path, capsys):
+    import argparse
+
+    from models import perplexity, rouge_eval, spike_cmds
+    from models.data import data_root
+
+    parser = argparse.ArgumentParser(prog="nmllm")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rouge_eval.register_rouge(perplexity.register(sub))          # as sim/cli.py wires them
+    spike_cmds.register(sub)
+    text = tmp_path / "wiki.txt"
+    text.write_text((data_root() / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")[:2000])
+    cache = tmp_path / "calib.pt"
+    common = ["--calib-tokens", "256", "--calib-cache", str(cache), "--threads", "1", "--no-progress"]
+    out = tmp_path / "ppl.json"
+    args = parser.parse_args(["eval", "perplexity", "--model", str(tiny_dir), "--data", str(text), "--max-tokens", "96",
+                              "--window", "64", "--stride", "32", "--spike-coding", "rate", "--timesteps",
+                              "default=4,lm_head=8", "--json", str(out)] + common)
+    assert args.func(args) == 0 and cache.is_file()
+    r = json.loads(out.read_text())
+    assert r["tokens"] == 96 and r["spike"]["timesteps"] == "mixed" and r["events_per_token"]["synaptic_ops"] > 0
+    args = parser.parse_args(["eval", "rouge", "--model", str(tiny_dir), "--n-articles", "1", "--max-new-tokens", "3",
+                              "--max-article-tokens", "16", "--spike-coding", "ttfs", "--timesteps", "4"] + common)
+    assert args.func(args) == 0
+    assert '"rougeLsum"' in capsys.readouterr().out
+    study = tmp_path / "study.json"
+    args = parser.parse_args(["spike", "study", "--model", str(tiny_dir), "--data", str(text), "--max-tokens", "64",
+                              "--window", "64", "--stride", "32", "--codings", "rate,bitplane", "--timesteps", "1,4",
+                              "--out", str(study), "--plot-dir", str(tmp_path)] + common)
+    assert args.func(args) == 0
+    res = json.loads(study.read_text())
+    assert set(res["points"]) == {"dense", "int8", "rate:1", "rate:4", "bitplane:1", "bitplane:4"}
+    assert res["points"]["rate:4"]["events_per_token"]["input_events"] > res["points"]["rate:1"]["events_per_token"]["input_events"]
+    assert (tmp_path / "spike_quality_vs_events.png").is_file()
+    args = parser.parse_args(["eval", "perplexity", "--model", str(tmp_path / "none"), "--spike-coding", "rate"])
+    with pytest.raises(ValueError, match="--spike-coding applies to Hugging Face models"):
+        args.func(args)
