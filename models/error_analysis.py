@@ -20,6 +20,11 @@
    extra synaptic op until the schedule's synaptic ops per token reach a budget (by default the cost of
    the uniform ``T_mid`` point), and the schedule's perplexity and events are compared with the uniform
    points on the same subset.
+
+4. **Where ternary weights survive** (:func:`weight_format_snr`): local output SNR of every linear layer
+   with int8 and with ternary (absmean per output channel) weights on the same inputs, and the
+   perplexity with every layer ternary and with only the layers above an SNR floor ternary (activations
+   dense, so the weight format alone is measured).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cos_snr", "layer_similarity", "token_type", "token_type_loss", "site_sensitivity",
+__all__ = ["cos_snr", "weight_format_snr", "layer_similarity", "token_type", "token_type_loss", "site_sensitivity",
            "greedy_schedule", "add_error_arguments", "run_error_analysis"]
 
 
@@ -184,6 +189,32 @@ def site_sensitivity(sm, ids: torch.Tensor, coding: str, t_low: int, weights: st
     return out
 
 
+@torch.no_grad()
+def weight_format_snr(sm, ids: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Local output SNR (dB) of every linear layer with int8 and with ternary weights (dense inputs, the
+    same inputs as the dense model), ``{linear: {"int8": dB, "ternary": dB}}``."""
+    from .spike_convert import quantize_weight
+
+    captured = {}
+    handles = [lin.register_forward_hook(lambda mod, a, o, n=name: captured.__setitem__(n, (a[0].detach(), o.detach())))
+               for name, lin in sm.linears.items()]
+    sm.set_dense(True)
+    try:
+        sm.model(input_ids=ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+        sm.set_dense(False)
+    out = {}
+    for name, lin in sm.linears.items():
+        x, y = captured[name]
+        out[name] = {}
+        for fmt in ("int8", "ternary"):
+            codes, scale = quantize_weight(lin.weight, fmt)
+            out[name][fmt] = cos_snr(y, F.linear(x, codes.float() * scale[:, None]))[1]
+    return out
+
+
 def site_cost(sm, ids: torch.Tensor, coding: str, T: int, weights: str = "int8") -> dict[str, float]:
     """Synaptic ops per token of every site at uniform ``T`` on ``ids``."""
     sm.configure(coding, T, weights)
@@ -219,6 +250,8 @@ def add_error_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--skip-ppl", action="store_true", help="do not evaluate the schedule's perplexity")
+    p.add_argument("--ternary-tokens", type=int, default=1024, help="perplexity subset for the ternary-weight check (0: skip)")
+    p.add_argument("--ternary-snr-db", type=float, default=10.0, help="ternary survives where its local SNR is at least this")
     p.add_argument("--out", default="runs/spike/errors.json", help="result JSON")
     p.add_argument("--plot-dir", default=None, help="write spike_layer_error.png / spike_sensitivity.png here")
 
@@ -339,6 +372,26 @@ def run_error_analysis(args: argparse.Namespace) -> int:
                                 "mean_timesteps": sm.describe()["mean_timesteps"]}
         save()
         print(f"mixed schedule: token ppl {r['token_ppl']:.3f}, {ev['total']['synaptic_ops']:.4g} syn ops/token", file=sys.stderr)
+    if "weight_snr" not in res:
+        res["weight_snr"] = weight_format_snr(sm, sens_ids[:1])
+        save()
+    if not args.skip_ppl and args.ternary_tokens > 0 and "ternary_eval" not in res:
+        snr = res["weight_snr"]
+        res["ternary_eval"] = {}
+        chosen = {"all": list(snr), f"ternary SNR >= {args.ternary_snr_db:g} dB": [n for n, v in snr.items() if v["ternary"] >= args.ternary_snr_db]}
+        for label, names in chosen.items():
+            sm.configure(None, 1, "int8", ternary=names)           # dense activations: the weight format alone
+            with torch.no_grad():
+                r = hf_text_perplexity(sm.logits_fn(), tok, text, window=args.window, stride=args.stride,
+                                       max_tokens=args.ternary_tokens, progress=not args.no_progress)
+            res["ternary_eval"][label] = {"linears": len(names), "token_ppl": r["token_ppl"], "tokens": r["tokens"]}
+            save()
+        sm.configure(None, 1, "int8")
+        with torch.no_grad():
+            r = hf_text_perplexity(sm.logits_fn(), tok, text, window=args.window, stride=args.stride,
+                                   max_tokens=args.ternary_tokens, progress=False)
+        res["ternary_eval"]["none (int8 only)"] = {"linears": 0, "token_ppl": r["token_ppl"], "tokens": r["tokens"]}
+        save()
     if args.plot_dir:
         for p in plot_errors(res, Path(args.plot_dir)):
             print(p)

@@ -335,3 +335,12 @@ def test_cli_eval_and_spike_commands(tiny_dir, tmp_path, capsys):
     args = parser.parse_args(["eval", "perplexity", "--model", str(tmp_path / "none"), "--spike-coding", "rate"])
     with pytest.raises(ValueError, match="--spike-coding applies to Hugging Face models"):
         args.func(args)
+
+
+def test_weight_format_snr(converted, batches):
+    from models.error_analysis import weight_format_snr
+
+    sm, _ = converted
+    snr = weight_format_snr(sm, batches["eval"][:1])
+    assert set(snr) == set(sm.linears)
+    assert all(v["int8"] > v["ternary"] and v["int8"] > 30 for v in snr.values())
