@@ -131,7 +131,7 @@ def _bitlinear(u, gain, packed, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, ev
     # z = u * gain, its max, and the absmax codes through one reciprocal
     m = np.int64(0)
     for j in range(n):
-        z = _sat(u[j] * gain[j], nf.RESID_BITS)
+        z = u[j] * gain[j]  # exact: |u * gain| < 2**47
         xq[j] = z
         a = -z if z < 0 else z
         if a > m:

@@ -64,7 +64,7 @@ class Projection:
         codes = np.clip(np.round(w / mean_abs), -1, 1).astype(np.int8)  # torch.round: half to even
         scale = mean_abs * math.sqrt(w.shape[1]) * 2.0 ** (nf.OUT_FRAC - nf.GAIN_FRAC) / nf.QUANT_MAX
         multiplier, shift = nf.quantize_multiplier(scale)
-        gain = nf.to_fixed(norm_weight, nf.GAIN_FRAC, nf.RESID_BITS)
+        gain = _gain(norm_weight, "BitLinear norm weight")
         return cls(codes=codes, gain=gain, multiplier=multiplier, shift=shift)
 
     def check(self, name: str, fan_in: int, fan_out: int) -> None:
@@ -77,12 +77,28 @@ class Projection:
                                f"got {self.codes.dtype}")
         if self.gain.shape != (fan_in,):
             raise ProgramError(f"{name}: gain has shape {tuple(self.gain.shape)}, expected {(fan_in,)}")
-        _check_range(f"{name}: gain", self.gain, nf.RESID_BITS)
+        _check_range(f"{name}: gain", self.gain, nf.GAIN_BITS)
         if fan_in > MAX_BITLINEAR_FAN_IN:
             raise ProgramError(f"{name}: fan-in {fan_in} exceeds the spec's {MAX_BITLINEAR_FAN_IN}")
         if not (0 < self.multiplier < 1 << nf.MULTIPLIER_BITS) or self.shift < 0:
             raise ProgramError(f"{name}: static scale ({self.multiplier}, {self.shift}) is not a "
                                f"{nf.MULTIPLIER_BITS}-bit multiplier with a right shift")
+
+
+def _fixed_or_refuse(values: np.ndarray, frac: int, bits: int, name: str) -> np.ndarray:
+    """``values`` in Q ``frac`` of ``bits`` bits; refuses (rather than clips) values outside the range."""
+    limit = 2.0 ** (bits - 1 - frac)
+    w = np.asarray(values, dtype=np.float64)
+    if w.size and np.abs(w).max() >= limit:
+        raise ProgramError(f"{name}: value {np.abs(w).max():.3g} is outside the spec's range ±{limit:g} "
+                           f"(int{bits} Q{frac}); retrain with smaller values or widen the format in "
+                           f"models/numformat.py")
+    return nf.to_fixed(w, frac, bits)
+
+
+def _gain(weight: np.ndarray, name: str) -> np.ndarray:
+    """An RMSNorm weight in Q GAIN_FRAC int16 (refused outside ±8)."""
+    return _fixed_or_refuse(weight, nf.GAIN_FRAC, nf.GAIN_BITS, name)
 
 
 def _check_range(name: str, values: np.ndarray, bits: int, unsigned: bool = False) -> None:
@@ -132,17 +148,18 @@ class IntegerProgram:
                         for n in PROJECTIONS}
                 lb = np.zeros(cfg.input_dim) if lbs is None or li == 0 else t(lbs[li])
                 layers.append(Layer(
-                    attn_gain=nf.to_fixed(t(blk.attn_norm.weight), nf.GAIN_FRAC, nf.RESID_BITS),
-                    g_norm_gain=nf.to_fixed(t(blk.attn.g_norm.weight), nf.GAIN_FRAC, nf.RESID_BITS),
+                    attn_gain=_gain(t(blk.attn_norm.weight), f"layer {li} attn_norm.weight"),
+                    g_norm_gain=_gain(t(blk.attn.g_norm.weight), f"layer {li} attn.g_norm.weight"),
                     lower_bound=np.clip(nf.to_fixed(lb, nf.GATE_FRAC, nf.GATE_FRAC + 2), 0, 1 << nf.GATE_FRAC),
-                    mlp_gain=nf.to_fixed(t(blk.mlp_norm.weight), nf.GAIN_FRAC, nf.RESID_BITS),
+                    mlp_gain=_gain(t(blk.mlp_norm.weight), f"layer {li} mlp_norm.weight"),
                     proj=proj))
             program = cls(
                 vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, input_dim=cfg.input_dim,
                 intermediate_size=cfg.mlp_intermediate_size,
-                embedding=nf.to_fixed(t(model.model.embeddings.weight), nf.EMBED_FRAC, 16),
+                embedding=_fixed_or_refuse(t(model.model.embeddings.weight), nf.EMBED_FRAC, 16,
+                                           "model.embeddings.weight"),
                 layers=layers,
-                final_gain=nf.to_fixed(t(model.model.norm.weight), nf.GAIN_FRAC, nf.RESID_BITS),
+                final_gain=_gain(t(model.model.norm.weight), "model.norm.weight"),
                 lm_head=Projection.from_float(t(model.lm_head.weight), t(model.lm_head.norm.weight)))
         program.validate()
         return program
@@ -183,6 +200,7 @@ class IntegerProgram:
         _check_range("embedding", self.embedding, 16)
         if self.final_gain.shape != (d,):
             raise ProgramError(f"final_gain has shape {tuple(self.final_gain.shape)}, expected {(d,)}")
+        _check_range("final_gain", self.final_gain, nf.GAIN_BITS)
         if not self.layers:
             raise ProgramError("the program has no layers")
         shapes = {"i_proj": (d, e), "f_proj": (d, e), "g_proj": (d, e), "o_proj": (e, d),
@@ -196,6 +214,8 @@ class IntegerProgram:
                                  ("mlp_gain", layer.mlp_gain, d), ("lower_bound", layer.lower_bound, e)):
                 if vec.shape != (n,):
                     raise ProgramError(f"layer {li}: {name} has shape {tuple(vec.shape)}, expected {(n,)}")
+                if name != "lower_bound":
+                    _check_range(f"layer {li}: {name}", vec, nf.GAIN_BITS)
             _check_range(f"layer {li}: lower_bound", layer.lower_bound, nf.GATE_FRAC + 1, unsigned=True)
             if layer.lower_bound.max(initial=0) > 1 << nf.GATE_FRAC:
                 raise ProgramError(f"layer {li}: lower_bound above 1.0 (2**{nf.GATE_FRAC})")

@@ -38,7 +38,7 @@ class _TorchProjection:
     def __call__(self, u: torch.Tensor, ss_k=None) -> torch.Tensor:
         """BitLinear of int64 ``u`` (..., fan_in) → Q OUT_FRAC (..., fan_out)."""
         ss, k = nf.sum_of_squares(u) if ss_k is None else ss_k
-        codes, zmax = nf.absmax_quantize(_sat(u * self.gain))
+        codes, zmax = nf.absmax_quantize(u * self.gain)  # exact: |u * gain| < 2**47
         if self.accumulate is None:
             acc = (codes.to(torch.float32) @ self.weight.T).to(torch.int64)
         else:

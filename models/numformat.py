@@ -65,7 +65,7 @@ __all__ = [
     "RESERVED_CODE", "MAX_FAN_IN", "MULTIPLIER_BITS",
     "check_act_bits", "act_range", "acc_bits", "saturate", "round_shift",
     "encode_ternary", "decode_ternary", "quantize_multiplier", "requantize",
-    "EMBED_FRAC", "RESID_FRAC", "GAIN_FRAC", "OUT_FRAC", "GATE_FRAC", "STATE_BITS", "RESID_BITS",
+    "EMBED_FRAC", "RESID_FRAC", "GAIN_FRAC", "GAIN_BITS", "OUT_FRAC", "GATE_FRAC", "STATE_BITS", "RESID_BITS",
     "QUANT_MAX", "RECIP_BITS", "SIGMOID_RANGE", "SIGMOID_STEP_BITS", "SIGMOID_TABLE", "RSQRT_TABLE",
     "RSQRT_TABLE_BITS", "to_fixed", "pwl_lookup", "sigmoid_q", "silu_q", "rsqrt", "absmax_quantize",
     "bitlinear_scale", "apply_scale",
@@ -261,8 +261,10 @@ EMBED_FRAC = 12
 RESID_FRAC = 16
 #: Width of the residual stream and of every BitLinear input and output.
 RESID_BITS = 32
-#: Fractional bits of RMSNorm gains (int32).
+#: Fractional bits of RMSNorm gains ...
 GAIN_FRAC = 12
+#: ... stored in int16 (range ±8): ``z = u * gain`` then fits 48 bits and is never saturated.
+GAIN_BITS = 16
 #: Fractional bits of projection outputs (and logits, and the MLGRU state).
 OUT_FRAC = 16
 #: Fractional bits of gates, sigmoid outputs and lower bounds (unsigned, 1.0 = 2**GATE_FRAC).

@@ -6,6 +6,7 @@ Subcommands
                first ``--max-tokens`` tokens, events per token (and ROUGE on ``--rouge-articles`` articles
                for the points named by ``--rouge-points``); resumable JSON, one point at a time.
 ``plot``       quality against events per token from a study JSON (small PNGs).
+``table``      the study as a markdown table.
 ``errors``     error analysis and the mixed-timestep schedule (:mod:`models.error_analysis`).
 ``interpret``  firing rates, spike-count entropy and NMI with ambiguous/clear sentences
                (:mod:`models.spike_interpret`).
@@ -28,7 +29,7 @@ import torch
 
 from .data import REPO_ROOT
 
-__all__ = ["register", "get_calibration", "study", "plot_study", "main"]
+__all__ = ["register", "get_calibration", "study", "plot_study", "study_table", "main"]
 
 RUNS = REPO_ROOT / "runs" / "spike"
 
@@ -101,7 +102,8 @@ def study(args: argparse.Namespace) -> int:
                    "window": args.window, "stride": args.stride, "calibration": f"{calib.tokens} corpus tokens",
                    "rouge_articles": args.rouge_articles, "max_new_tokens": args.max_new_tokens,
                    "max_article_tokens": args.max_article_tokens, "threads": args.threads}
-    for key in _points(codings, Ts):
+    keys = ["dense", "int8"] + [k for k in args.points.split(",") if k] if getattr(args, "points", None) else _points(codings, Ts)
+    for key in keys:
         rec = res["points"].get(key, {})
         want_rouge = key in rouge_points and "rouge" not in rec
         if "ppl" in rec and not want_rouge:
@@ -199,6 +201,48 @@ def plot_study(res: dict, out_dir: Path) -> list[Path]:
     return paths
 
 
+def study_table(res: dict) -> str:
+    """Markdown table of a study: one row per point (dense, int8, coding x T)."""
+    meta = res.get("meta", {})
+    rows = ["| point | coding | T | token ppl | word ppl | bits/byte | spikes/token | synaptic ops/token | "
+            "dense MACs/token | ROUGE-1/2/Lsum |", "|---|---|---|---|---|---|---|---|---|---|"]
+    dense_macs = next((r["events_per_token"]["dense_macs"] for k, r in res["points"].items()
+                       if "events_per_token" in r and r["events_per_token"]["dense_macs"]), None)
+
+    def order(k):
+        if k == "dense":
+            return (0, "", 0)
+        if k == "int8":
+            return (1, "", 0)
+        c, T = k.split(":")
+        return (2, c, int(T) if T.isdigit() else 99)
+
+    for key in sorted(res["points"], key=order):
+        rec = res["points"][key]
+        if "ppl" not in rec:
+            continue
+        p = rec["ppl"]
+        ev = rec.get("events_per_token")
+        coding, T = (key.split(":") + [""])[:2] if ":" in key else (
+            ("dense float32" if key == "dense" else "int8 weights, dense activations"), "-")
+        rg = rec.get("rouge")
+        rtxt = f"{rg['rouge1']:.2f} / {rg['rouge2']:.2f} / {rg['rougeLsum']:.2f}" if rg else ""
+        if ev and ev["input_events"]:
+            evs = f"{ev['input_events']:.3g} | {ev['synaptic_ops']:.3g} | {ev['dense_macs']:.3g}"
+        else:
+            evs = f"- | - | {dense_macs:.3g}" if dense_macs else "- | - | -"
+        rows.append(f"| {key} | {coding} | {T} | {p['token_ppl']:.4g} | {p['word_ppl']:.4g} | {p['bits_per_byte']:.3f} | "
+                    f"{evs} | {rtxt} |")
+    head = (f"Perplexity: WikiText-2 test, first {meta.get('max_tokens')} tokens, window {meta.get('window')}, stride "
+            f"{meta.get('stride')}; thresholds from {meta.get('calibration')}.")
+    return head + "\n\n" + "\n".join(rows)
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    print(study_table(json.loads(Path(args.study).read_text())))
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     res = json.loads(Path(args.study).read_text())
     for p in plot_study(res, Path(args.out)):
@@ -234,6 +278,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--codings", default="rate,ttfs,bitplane", help="comma-separated codings")
     p.add_argument("--timesteps", default="1,2,4,8,16", help="comma-separated T values")
+    p.add_argument("--points", default=None, help="explicit points in this order instead of codings x timesteps, e.g. rate:4,bitplane:8")
     p.add_argument("--data", default=None, help="raw text for perplexity (default WikiText-2 test)")
     p.add_argument("--max-tokens", type=int, default=8192, help="score the first N tokens (default 8192)")
     p.add_argument("--window", type=int, default=256)
@@ -251,6 +296,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--study", default=str(RUNS / "study.json"))
     p.add_argument("--out", default="docs")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("table", help="markdown table of a study JSON")
+    p.add_argument("--study", default=str(RUNS / "study.json"))
+    p.set_defaults(func=_cmd_table)
 
     p = sub.add_parser("errors", help="per-layer cosine/SNR, where loss concentrates, sensitivity -> mixed schedule")
     _common(p)
