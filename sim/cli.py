@@ -9,21 +9,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from models import perplexity, train
+from models import perplexity, rouge_eval, spike_cmds, train
 
 from . import demo, system_cmds, verilog_cmd
 from .sweep import cli as sweep_cli
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo, train, perplexity, system_cmds, verilog_cmd, sweep_cli)
+COMMANDS = (demo, train, perplexity, spike_cmds, system_cmds, verilog_cmd, sweep_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nmllm", description="NeuromorphicLLM: LLMs on neuromorphic hardware")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
-        module.register(sub)
+        added = module.register(sub)
+        if module is perplexity:  # `eval` gains `rouge` and Hugging Face models for `perplexity`
+            rouge_eval.register_rouge(added)
     return parser
 
 
