@@ -135,6 +135,8 @@ def add_spike_arguments(p: argparse.ArgumentParser) -> None:
                         "'none' = int8 weights, dense activations; default: the dense float model")
     p.add_argument("--timesteps", default="8", help="T, or a schedule 'default=4,3.mlp_out=16' or a .json file")
     p.add_argument("--weights", default="int8", choices=("int8", "ternary", "float"), help="weight format of converted layers")
+    p.add_argument("--thresholds", default="tensor", choices=("tensor", "channel"),
+                   help="one threshold per site (tensor) or per input neuron (channel)")
     p.add_argument("--calib-tokens", type=int, default=4096, help="corpus tokens for threshold calibration")
     p.add_argument("--calib-cache", default=None, help="calibration cache file (default runs/spike/calib_<model>_<N>.pt)")
 
@@ -154,7 +156,8 @@ def load_model_for_eval(args: argparse.Namespace, progress: bool = True):
     calib = get_calibration(model, tok, args.model, args.calib_tokens, args.calib_cache, progress=progress)
     sched = parse_schedule(args.timesteps)
     sm = convert(model, calibration=calib, coding=None if coding == "none" else coding,
-                 timesteps=sched if len(sched) > 1 else sched["default"], weights=args.weights)
+                 timesteps=sched if len(sched) > 1 else sched["default"], weights=args.weights,
+                 thresholds=args.thresholds)
     return model, tok, sm
 
 

@@ -47,13 +47,16 @@ def get_calibration(model, tokenizer, model_ref: str, n_tokens: int = 4096, cach
     path = Path(cache) if cache else RUNS / f"calib_{_slug(model_ref)}_{n_tokens}.pt"
     if path.is_file():
         raw = torch.load(path, weights_only=True)
-        return Calibration(raw["samples"], raw["absmax"], int(raw["tokens"]), raw.get("source", "corpus"))
+        if "channel_absmax" in raw:
+            return Calibration(raw["samples"], raw["absmax"], int(raw["tokens"]), raw.get("source", "corpus"),
+                               raw["sample_channels"], raw["channel_absmax"])
     batches = calibration_token_batches(tokenizer, n_tokens=n_tokens, seq_len=min(seq_len, n_tokens))
     t0 = time.perf_counter()
     calib = calibrate(model, batches, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"samples": calib.samples, "absmax": calib.absmax, "tokens": calib.tokens,
-                "source": f"corpus ({n_tokens} tokens)"}, path)
+                "source": f"corpus ({n_tokens} tokens)", "sample_channels": calib.sample_channels,
+                "channel_absmax": calib.channel_absmax}, path)
     print(f"calibrated on {calib.tokens} corpus tokens in {time.perf_counter() - t0:.0f} s -> {path}", file=sys.stderr)
     return calib
 
@@ -69,7 +72,7 @@ def _points(codings: list[str], timesteps: list[int]) -> list[str]:
     return ["dense", "int8"] + [f"{c}:{T}" for c in codings for T in timesteps]
 
 
-def _configure(sm, key: str, weights: str = "int8") -> None:
+def _configure(sm, key: str, weights: str = "int8", thresholds: str = "tensor") -> None:
     if key == "dense":
         sm.set_dense(True)
         return
@@ -77,7 +80,7 @@ def _configure(sm, key: str, weights: str = "int8") -> None:
         sm.configure(None, 1, weights)
         return
     coding, T = key.split(":")
-    sm.configure(coding, int(T) if "=" not in T else T, weights)
+    sm.configure(coding, int(T), weights, thresholds=thresholds)
 
 
 def study(args: argparse.Namespace) -> int:
@@ -101,14 +104,15 @@ def study(args: argparse.Namespace) -> int:
     res["meta"] = {"model": args.model, "ppl_data": "wikitext-2 wiki.test.raw", "max_tokens": args.max_tokens,
                    "window": args.window, "stride": args.stride, "calibration": f"{calib.tokens} corpus tokens",
                    "rouge_articles": args.rouge_articles, "max_new_tokens": args.max_new_tokens,
-                   "max_article_tokens": args.max_article_tokens, "threads": args.threads}
+                   "max_article_tokens": args.max_article_tokens, "threads": args.threads,
+                   "thresholds": args.thresholds}
     keys = ["dense", "int8"] + [k for k in args.points.split(",") if k] if getattr(args, "points", None) else _points(codings, Ts)
     for key in keys:
         rec = res["points"].get(key, {})
         want_rouge = key in rouge_points and "rouge" not in rec
         if "ppl" in rec and not want_rouge:
             continue
-        _configure(sm, key)
+        _configure(sm, key, thresholds=args.thresholds)
         sm.set_counting(True)
         if "ppl" not in rec:
             sm.reset_events()
@@ -235,6 +239,7 @@ def study_table(res: dict) -> str:
                     f"{evs} | {rtxt} |")
     head = (f"Perplexity: WikiText-2 test, first {meta.get('max_tokens')} tokens, window {meta.get('window')}, stride "
             f"{meta.get('stride')}; thresholds from {meta.get('calibration')}.")
+    head += f" Thresholds: {meta.get('thresholds', 'tensor')}."
     return head + "\n\n" + "\n".join(rows)
 
 
@@ -280,6 +285,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--timesteps", default="1,2,4,8,16", help="comma-separated T values")
     p.add_argument("--points", default=None, help="explicit points in this order instead of codings x timesteps, e.g. rate:4,bitplane:8")
     p.add_argument("--data", default=None, help="raw text for perplexity (default WikiText-2 test)")
+    p.add_argument("--thresholds", default="tensor", choices=("tensor", "channel"),
+                   help="one threshold per site (tensor, default) or per input neuron (channel)")
     p.add_argument("--max-tokens", type=int, default=8192, help="score the first N tokens (default 8192)")
     p.add_argument("--window", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)

@@ -40,6 +40,12 @@ Events (filled into :class:`models.events.LayerEvents` per site)
 * ``weight_bytes_read``: ``spikes x fan_out x weight bits / 8`` (a synapse row per input spike);
 * ``activation_bytes``: the spike trains at one bit per neuron per step plus outputs at 4 bytes.
 
+**Per-channel thresholds** (``thresholds="channel"``): one ``theta`` per input neuron,
+``c * max|x_k|`` over the calibration text with one factor ``c`` per site chosen the same way on the
+samples divided by their channel's maximum. A spike then carries its neuron's ``theta`` as a graded
+payload (Loihi 2 sends graded spikes); it keeps the rare massive activations of a few channels (the
+attention-sink outliers of ``mlp_out`` inputs) without coarsening every other channel.
+
 Timesteps may differ per site (a **mixed schedule**: a dict ``site -> T`` with a default).
 :class:`SpikeModel` runs the spike trains literally (``simulate=True``: ``T`` accumulations of binary
 spikes through the weights) or in closed form (default; the same numbers up to float summation order,
@@ -146,40 +152,62 @@ def calibration_token_batches(tokenizer, n_tokens: int = 4096, seq_len: int = 25
 
 @dataclass
 class Calibration:
-    """Per site: a random sample of ``|x|`` (float32) and the maximum seen, from ``tokens`` corpus tokens."""
+    """Per site: a random sample of ``|x|`` (float32), the input channel of each sample, the maximum seen
+    and the maximum per input channel, from ``tokens`` corpus tokens."""
 
     samples: dict[str, torch.Tensor]
     absmax: dict[str, float]
     tokens: int
     source: str = "corpus"
+    sample_channels: Optional[dict[str, torch.Tensor]] = None
+    channel_absmax: Optional[dict[str, torch.Tensor]] = None
     _cache: dict = field(default_factory=dict, repr=False)
 
-    def threshold(self, site: str, coding: Coding) -> float:
-        key = (site, coding)
+    def threshold(self, site: str, coding: Coding, per_channel: bool = False):
+        """``theta`` of ``site`` for ``coding``: a float (one threshold for the site), or with
+        ``per_channel`` a ``(fan_in,)`` tensor ``c * channel_absmax`` with the factor ``c`` chosen by
+        :func:`choose_threshold` on the samples divided by their channel's maximum."""
+        key = (site, coding, per_channel)
         if key not in self._cache:
-            self._cache[key] = choose_threshold(self.samples[site], coding, self.absmax[site])
+            if not per_channel:
+                self._cache[key] = choose_threshold(self.samples[site], coding, self.absmax[site])
+            else:
+                if self.channel_absmax is None or self.sample_channels is None:
+                    raise ValueError("this calibration has no per-channel statistics; calibrate again")
+                cmax = self.channel_absmax[site].clamp(min=1e-8)
+                norm = self.samples[site] / cmax[self.sample_channels[site].long()]
+                c = choose_threshold(norm, coding, 1.0)
+                self._cache[key] = (c * cmax).float()
         return self._cache[key]
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: torch.Tensor, max_samples: int = 1 << 15, seed: int = 0,
+def calibrate(model: nn.Module, batches: torch.Tensor, max_samples: int = 1 << 16, seed: int = 0,
               batch_size: int = 4, progress: bool = False) -> Calibration:
     """Run the (dense) model on ``batches`` and sample ``|x|`` at every site."""
     sites = find_sites(model)
     gen = torch.Generator().manual_seed(seed)
     pools: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
+    chans: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
     amax: dict[str, float] = {s: 0.0 for s in sites}
+    cmax: dict[str, torch.Tensor] = {}
     n_batches = math.ceil(batches.shape[0] / batch_size)
     per_batch = max(1, max_samples // n_batches)
     handles = []
 
     def hook_for(site):
         def hook(module, args):
+            K = args[0].shape[-1]
             x = args[0].detach().abs().reshape(-1).float()
             amax[site] = max(amax[site], float(x.max()))
+            cm = x.view(-1, K).amax(0)
+            cmax[site] = cm if site not in cmax else torch.maximum(cmax[site], cm)
+            ch = torch.arange(x.numel()) % K
             if x.numel() > per_batch:
-                x = x[torch.randint(0, x.numel(), (per_batch,), generator=gen)]
+                idx = torch.randint(0, x.numel(), (per_batch,), generator=gen)
+                x, ch = x[idx], ch[idx]
             pools[site].append(x)
+            chans[site].append(ch.to(torch.int32))
         return hook
 
     for site, linears in sites.items():
@@ -200,7 +228,8 @@ def calibrate(model: nn.Module, batches: torch.Tensor, max_samples: int = 1 << 1
             h.remove()
         for m, d in zip([m for m in model.modules() if isinstance(m, SpikeLinear)], prev):
             m.dense = d
-    return Calibration({s: torch.cat(p) for s, p in pools.items()}, amax, int(batches.numel()))
+    return Calibration({s: torch.cat(p) for s, p in pools.items()}, amax, int(batches.numel()),
+                       sample_channels={s: torch.cat(c) for s, c in chans.items()}, channel_absmax=cmax)
 
 
 def choose_threshold(abs_samples: torch.Tensor, coding: Coding, absmax: Optional[float] = None,
@@ -250,7 +279,7 @@ class _SiteState:
     def __init__(self, name: str):
         self.name = name
         self.coding: Optional[Coding] = None
-        self.theta: float = 1.0
+        self.theta: float | torch.Tensor = 1.0
         self.events = LayerEvents()
         self.tokens = 0
         self.recorders: list[Callable[[str, torch.Tensor, torch.Tensor], None]] = []
@@ -287,8 +316,10 @@ class SpikeLinear(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.site.coding
+        th = self.site.theta
+        th = f"{th:.4g}" if isinstance(th, float) else f"per channel, max {float(th.max()):.4g}"
         return (f"{self.name}: in={self.in_features}, out={self.out_features}, weights={self.weight_format}, "
-                f"coding={c.name if c else None}, T={c.timesteps if c else None}, theta={self.site.theta:.4g}")
+                f"coding={c.name if c else None}, T={c.timesteps if c else None}, theta={th}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dense:
@@ -304,7 +335,7 @@ class SpikeLinear(nn.Module):
             steps = coding.train_weights(theta)
             y = None
             for t in range(coding.timesteps):
-                acc = F.linear(train[t].to(x.dtype), w) * steps[t]
+                acc = F.linear(train[t].to(x.dtype) * steps[t], w)     # graded by the step (and channel)
                 y = acc if y is None else y + acc
         else:
             y = F.linear(coding.dequantize(codes, theta).to(x.dtype), w)
@@ -367,10 +398,11 @@ class SpikeModel:
         self.coding_name: Optional[str] = None
         self.schedule: dict[str, int] = {}
         self.ternary: set[str] = set()
+        self.thresholds = "tensor"
 
     # -------------------------------------------------------------- configuration
     def configure(self, coding: Optional[str], timesteps: int | dict[str, int] = 8, weights: str = "int8",
-                  ternary: Iterable[str] = ()) -> "SpikeModel":
+                  ternary: Iterable[str] = (), thresholds: Optional[str] = None) -> "SpikeModel":
         """Set the coding (``None``: activations dense), timesteps (an int, or ``{site: T, 'default': T}``;
         ``T = 0`` keeps that site's activations dense),
         the weight format of every linear layer and the linear layers (full names) held ternary."""
@@ -383,6 +415,9 @@ class SpikeModel:
         missing = [s for s in self.sites if s not in sched] and "default" not in sched
         if missing:
             raise ValueError("schedule has no 'default' and does not name every site")
+        thresholds = thresholds or self.thresholds
+        if thresholds not in ("tensor", "channel"):
+            raise ValueError(f"thresholds must be 'tensor' (one per site) or 'channel' (one per input neuron), not {thresholds!r}")
         ternary = set(ternary)
         bad = [n for n in ternary if n not in self.linears]
         if bad:
@@ -390,13 +425,14 @@ class SpikeModel:
         for name, site in self.sites.items():
             T = int(sched.get(name, sched.get("default")))
             site.coding = None if coding is None or T == 0 else Coding(coding, T)
-            site.theta = 1.0 if site.coding is None else self.calibration.threshold(name, site.coding)
+            site.theta = 1.0 if site.coding is None else self.calibration.threshold(name, site.coding, thresholds == "channel")
         for name, lin in self.linears.items():
             fmt = "ternary" if name in ternary else weights
             if fmt != lin.weight_format:
                 lin.set_weight_format(fmt)
             lin.dense = False
         self.coding_name = coding
+        self.thresholds = thresholds
         self.schedule = {s: (st.coding.timesteps if st.coding else 0) for s, st in self.sites.items()}
         self.ternary = ternary
         self.reset_events()
@@ -422,7 +458,8 @@ class SpikeModel:
                 "timesteps": Ts[0] if len(Ts) == 1 else "mixed",
                 "weights": next(iter(self.linears.values())).weight_format if not self.ternary else
                 f"int8 + {len(self.ternary)} ternary",
-                "mean_timesteps": sum(self.schedule.values()) / max(len(self.schedule), 1)}
+                "mean_timesteps": sum(self.schedule.values()) / max(len(self.schedule), 1),
+                "thresholds": self.thresholds}
 
     # -------------------------------------------------------------- events
     def reset_events(self) -> None:
@@ -463,7 +500,7 @@ class SpikeModel:
 
 def convert(model: nn.Module, calibration: Optional[Calibration] = None, calib_batches: Optional[torch.Tensor] = None,
             coding: Optional[str] = "rate", timesteps: int | dict[str, int] = 8, weights: str = "int8",
-            ternary: Iterable[str] = (), progress: bool = False) -> SpikeModel:
+            ternary: Iterable[str] = (), thresholds: str = "tensor", progress: bool = False) -> SpikeModel:
     """Convert ``model`` in place (every ``nn.Linear`` -> :class:`SpikeLinear`) and configure it.
 
     Thresholds come from ``calibration`` or, if none is given, from :func:`calibrate` on ``calib_batches``
@@ -488,5 +525,5 @@ def convert(model: nn.Module, calibration: Optional[Calibration] = None, calib_b
     leftover = [n for n, m in model.named_modules() if type(m) is nn.Linear]
     if leftover:
         raise UnsupportedModelError(f"linear layer {leftover[0]} is outside every known site of a Llama layer")
-    sm.configure(coding, timesteps, weights, ternary)
+    sm.configure(coding, timesteps, weights, ternary, thresholds)
     return sm
