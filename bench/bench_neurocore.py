@@ -115,12 +115,18 @@ def main(argv=None) -> None:
     parser.add_argument("--case", action="append", choices=list(CASES), help="case to simulate (repeatable)")
     args = parser.parse_args(argv)
     names = args.case or [n for n in CASES if not (args.quick and n.startswith("370m"))]
-    records, results = [], {}
+    detail = Path(__file__).resolve().parent / "results" / "neurocore_detail.json"
+    # cases not simulated in this run keep their last measurement (--case re-measures one at a time)
+    previous = json.loads(detail.read_text()) if detail.exists() else {}
+    results = {n: previous[n] for n in CASES if n in previous and n not in names}
     for name in names:
         r = measure(name)
         results[name] = r
         print(f"{name}: {r['cycles_per_token']:.0f} cycles/token ({r['tokens']} tokens, "
               f"{r['input_events_per_token']:.0f} input events/token), simulated in {r['run_s']:.0f} s")
+    records = []
+    for name in (n for n in CASES if n in results):
+        r = results[name]
         records.append(record("neurocore", f"{name} one layer, RTL (Verilator), CYCLES register", "cycles_per_token",
                               r["cycles_per_token"], "cycles", "input events per token",
                               r["input_events_per_token"]))
@@ -137,7 +143,7 @@ def main(argv=None) -> None:
                               "DDR4 25.6 GB/s per AMD UG1366)", "tokens_per_s", dv["tokens_per_s"], "tokens/s",
                               "DDR4 bandwidth floor (weights read once per token)", dv["ddr4_floor_tokens_per_s"]))
     print(write_records("neurocore", records))
-    (Path(__file__).resolve().parent / "results" / "neurocore_detail.json").write_text(json.dumps(results, indent=2) + "\n")
+    detail.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

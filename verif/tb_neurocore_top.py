@@ -22,7 +22,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 PAUSE = {"s_axis_act": 0.3, "m_axis_act": 0.4, "s_axis_load": 0.2}
-TIMEOUT_NS = 5_000_000
+TIMEOUT_NS = 100_000_000  # 10 M cycles: a 370M-shape layer takes about 0.7 M
 
 
 def _signed(word: int) -> int:
