@@ -171,7 +171,7 @@ def token_type_loss(sm, tokenizer, ids: torch.Tensor, context_id: int, window: i
 
 @torch.no_grad()
 def site_sensitivity(sm, ids: torch.Tensor, coding: str, t_low: int, weights: str = "int8",
-                     progress: bool = False) -> dict[str, float]:
+                     progress: bool = False, thresholds: str = "tensor") -> dict[str, float]:
     """KL(dense || only this site spike-coded at ``t_low``) per site, mean over the tokens of ``ids``."""
     fn = sm.logits_fn()
     sm.configure(coding, {"default": 0}, weights)      # reference: the same weights, every site dense
@@ -183,7 +183,7 @@ def site_sensitivity(sm, ids: torch.Tensor, coding: str, t_low: int, weights: st
         from tqdm import tqdm
         it = tqdm(sites, desc="sensitivity", unit="site")
     for s in it:
-        sm.configure(coding, {"default": 0, s: t_low}, weights)
+        sm.configure(coding, {"default": 0, s: t_low}, weights, thresholds=thresholds)
         lp = F.log_softmax(fn(ids).double(), -1)
         out[s] = float(F.kl_div(lp, ref, log_target=True, reduction="none").sum(-1).mean())
     return out
@@ -215,9 +215,10 @@ def weight_format_snr(sm, ids: torch.Tensor) -> dict[str, dict[str, float]]:
     return out
 
 
-def site_cost(sm, ids: torch.Tensor, coding: str, T: int, weights: str = "int8") -> dict[str, float]:
+def site_cost(sm, ids: torch.Tensor, coding: str, T: int, weights: str = "int8",
+              thresholds: str = "tensor") -> dict[str, float]:
     """Synaptic ops per token of every site at uniform ``T`` on ``ids``."""
-    sm.configure(coding, T, weights)
+    sm.configure(coding, T, weights, thresholds=thresholds)
     sm.logits_fn()(ids)
     ev = sm.events_per_token()
     return {s: v["synaptic_ops"] for s, v in ev["sites"].items()}
@@ -241,6 +242,8 @@ def greedy_schedule(sensitivity: dict[str, float], cost_low: dict[str, float], c
 # ---------------------------------------------------------------------------- command
 def add_error_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coding", default="rate", help="coding to analyse (default rate)")
+    p.add_argument("--thresholds", default="tensor", choices=("tensor", "channel"),
+                   help="one threshold per site (tensor) or per input neuron (channel)")
     p.add_argument("--t-low", type=int, default=4, help="low T of the mixed schedule")
     p.add_argument("--t-mid", type=int, default=8, help="uniform T whose cost is the schedule's budget")
     p.add_argument("--t-high", type=int, default=16, help="T of the sensitive sites")
@@ -256,7 +259,7 @@ def add_error_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot-dir", default=None, help="write spike_layer_error.png / spike_sensitivity.png here")
 
 
-def plot_errors(res: dict, out_dir: Path) -> list[Path]:
+def plot_errors(res: dict, out_dir: Path, prefix: str = "") -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -264,6 +267,7 @@ def plot_errors(res: dict, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     sim = res["similarity"]
+    tag = f"_{prefix}" if prefix else ""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=90)
     kinds = ("attn_in", "attn_out", "mlp_in", "mlp_out")
     for k in kinds:
@@ -281,12 +285,14 @@ def plot_errors(res: dict, out_dir: Path) -> list[Path]:
     ax2 = axes[1].twinx()
     ax2.plot([r["layer"] for r in ls], [r["cos"] for r in ls], ls="--", color="C5", label="cosine")
     ax2.set_ylabel("cosine")
-    fig.suptitle(f"{res['coding']} T={res['t_low']}: information loss per layer ({res['analysis_tokens']} WikiText-2 test tokens)", fontsize=8)
+    fig.suptitle(f"{res['coding']} T={res['t_low']} ({res.get('thresholds', 'tensor')} thresholds): information loss per layer ({res['analysis_tokens']} WikiText-2 test tokens)", fontsize=8)
     fig.tight_layout()
-    p = out_dir / "spike_layer_error.png"
+    p = out_dir / f"spike_layer_error{tag}.png"
     fig.savefig(p)
     plt.close(fig)
     paths.append(p)
+    if "sensitivity" not in res:
+        return paths
     sens = res["sensitivity"]
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=90)
     for k in kinds + ("lm_head",):
@@ -295,11 +301,12 @@ def plot_errors(res: dict, out_dir: Path) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("layer (lm_head last)")
     ax.set_ylabel("KL when only this site is coded")
-    ax.set_title(f"sensitivity at {res['coding']} T={res['t_low']} ({res['sensitivity_tokens']} corpus tokens)", fontsize=8)
+    ax.set_title(f"sensitivity at {res['coding']} T={res['t_low']}, {res.get('thresholds', 'tensor')} thresholds "
+                 f"({res['sensitivity_tokens']} corpus tokens)", fontsize=8)
     ax.legend(fontsize=7, ncol=5)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    p = out_dir / "spike_sensitivity.png"
+    p = out_dir / f"spike_sensitivity{tag}.png"
     fig.savefig(p)
     plt.close(fig)
     paths.append(p)
@@ -315,16 +322,16 @@ def run_error_analysis(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     model, tok = load_hf_model(args.model), load_hf_tokenizer(args.model)
     calib = get_calibration(model, tok, args.model, args.calib_tokens, args.calib_cache, progress=not args.no_progress)
-    sm = convert(model, calibration=calib, coding=args.coding, timesteps=args.t_low)
+    sm = convert(model, calibration=calib, coding=args.coding, timesteps=args.t_low, thresholds=args.thresholds)
     text = default_data_path().read_text(encoding="utf-8")
     ids = torch.tensor(tok.backend_tokenizer.encode(text, add_special_tokens=False).ids[:args.analysis_tokens])
     ctx = context_token_id(tok)
     out = Path(args.out)
     res = json.loads(out.read_text()) if out.is_file() else {}
-    key = f"{args.coding}:{args.t_low}:{args.t_high}"
+    key = f"{args.coding}:{args.t_low}:{args.t_high}:{args.thresholds}"
     if res.get("key") != key:
         res = {"key": key}
-    res.update({"model": args.model, "coding": args.coding, "t_low": args.t_low, "t_mid": args.t_mid,
+    res.update({"model": args.model, "coding": args.coding, "thresholds": args.thresholds, "t_low": args.t_low, "t_mid": args.t_mid,
                 "t_high": args.t_high, "analysis_tokens": int(ids.numel()), "sensitivity_tokens": args.sensitivity_tokens,
                 "ppl_tokens": args.max_tokens})
 
@@ -334,7 +341,7 @@ def run_error_analysis(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     if "similarity" not in res:
-        sm.configure(args.coding, args.t_low)
+        sm.configure(args.coding, args.t_low, thresholds=args.thresholds)
         w = args.window
         sims = [layer_similarity(sm, ids[b:b + w].unsqueeze(0)) for b in range(0, ids.numel(), w)]
         # token-weighted means over the windows
@@ -349,10 +356,11 @@ def run_error_analysis(args: argparse.Namespace) -> int:
         print(f"similarity + token loss in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     sens_ids = calibration_token_batches(tok, n_tokens=args.sensitivity_tokens, seq_len=min(256, args.sensitivity_tokens))
     if "sensitivity" not in res:
-        res["sensitivity"] = site_sensitivity(sm, sens_ids, args.coding, args.t_low, progress=not args.no_progress)
+        res["sensitivity"] = site_sensitivity(sm, sens_ids, args.coding, args.t_low, progress=not args.no_progress,
+                                              thresholds=args.thresholds)
         save()
     if "schedule" not in res:
-        costs = {T: site_cost(sm, sens_ids, args.coding, T) for T in (args.t_low, args.t_mid, args.t_high)}
+        costs = {T: site_cost(sm, sens_ids, args.coding, T, thresholds=args.thresholds) for T in (args.t_low, args.t_mid, args.t_high)}
         budget = sum(costs[args.t_mid].values())
         res["site_cost"] = {str(T): c for T, c in costs.items()}
         res["schedule"] = greedy_schedule(res["sensitivity"], costs[args.t_low], costs[args.t_high],
@@ -360,7 +368,7 @@ def run_error_analysis(args: argparse.Namespace) -> int:
         res["budget_synaptic_ops"] = budget
         save()
     if not args.skip_ppl and "schedule_eval" not in res:
-        sm.configure(args.coding, res["schedule"])
+        sm.configure(args.coding, res["schedule"], thresholds=args.thresholds)
         sm.reset_events()
         with torch.no_grad():
             r = hf_text_perplexity(sm.logits_fn(), tok, text, window=args.window, stride=args.stride,
@@ -393,7 +401,7 @@ def run_error_analysis(args: argparse.Namespace) -> int:
         res["ternary_eval"]["none (int8 only)"] = {"linears": 0, "token_ppl": r["token_ppl"], "tokens": r["tokens"]}
         save()
     if args.plot_dir:
-        for p in plot_errors(res, Path(args.plot_dir)):
+        for p in plot_errors(res, Path(args.plot_dir), prefix=f"{args.coding}{args.t_low}_{args.thresholds}"):
             print(p)
     print(json.dumps({k: res[k] for k in ("key", "schedule_eval") if k in res}, indent=1))
     return 0

@@ -215,7 +215,8 @@ def plot_interpret(res: dict, out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6)
     axes[2].legend(fontsize=6)
-    fig.suptitle(f"{res['coding']} T={res['timesteps']}, {res['sentences']} AmbiEnt premises", fontsize=8)
+    fig.suptitle(f"{res['coding']} T={res['timesteps']} ({res.get('thresholds', 'tensor')} thresholds), "
+                 f"{res['sentences']} AmbiEnt premises", fontsize=8)
     fig.tight_layout()
     p = out_dir / "spike_interpret.png"
     fig.savefig(p)
@@ -226,6 +227,8 @@ def plot_interpret(res: dict, out_dir: Path) -> list[Path]:
 def add_interpret_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coding", default="rate", help="coding (default rate)")
     p.add_argument("--timesteps", type=int, default=8, help="uniform T (default 8)")
+    p.add_argument("--thresholds", default="channel", choices=("tensor", "channel"),
+                   help="one threshold per site (tensor) or per input neuron (channel, default)")
     p.add_argument("--n-per-class", type=int, default=100, help="sentences per class (default 100)")
     p.add_argument("--top-k", type=int, default=16, help="neurons averaged in nmi_neurons")
     p.add_argument("--seed", type=int, default=0)
@@ -243,9 +246,9 @@ def run_interpret(args: argparse.Namespace) -> int:
     sentences = load_sentences(Path(args.data) if args.data else default_path(), args.n_per_class, args.seed)
     model, tok = load_hf_model(args.model), load_hf_tokenizer(args.model)
     calib = get_calibration(model, tok, args.model, args.calib_tokens, args.calib_cache, progress=not args.no_progress)
-    sm = convert(model, calibration=calib, coding=args.coding, timesteps=args.timesteps)
+    sm = convert(model, calibration=calib, coding=args.coding, timesteps=args.timesteps, thresholds=args.thresholds)
     res = interpret(sm, tok, sentences, top_k=args.top_k, seed=args.seed, progress=not args.no_progress)
-    res.update({"model": args.model, "coding": args.coding, "timesteps": args.timesteps})
+    res.update({"model": args.model, "coding": args.coding, "timesteps": args.timesteps, "thresholds": args.thresholds})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
