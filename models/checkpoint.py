@@ -90,6 +90,9 @@ def _atomic_write_bytes(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # safetensors creates 0600 files; use the usual permissions
         os.replace(tmp, path)
     finally:
         if tmp.exists():
