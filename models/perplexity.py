@@ -146,15 +146,17 @@ def _cmd_perplexity(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
 
     torch.set_num_threads(args.threads)
+    from models.engines import logits_fn
+
     model = load_checkpoint(args.model)
-    if args.no_quant:
-        model.set_quantize(False)
+    engine = "fp32" if args.no_quant else args.engine
     tok = load_tokenizer(args.model)
     data = Path(args.data) if args.data else default_data_path()
     text = data.read_text(encoding="utf-8")
-    r = text_perplexity(model_logits_fn(model), tok, text, window=args.window, stride=args.stride,
+    r = text_perplexity(logits_fn(model, engine), tok, text, window=args.window, stride=args.stride,
                         max_tokens=args.max_tokens, batch_size=args.batch_size, progress=not args.no_progress)
-    r.update({"model": str(args.model), "data": str(data), "view": "float-fp32-noquant" if args.no_quant else "float-qat"})
+    views = {"float": "float-qat", "fp32": "float-fp32-noquant", "integer": "integer-view", "golden": "golden-model"}
+    r.update({"model": str(args.model), "data": str(data), "engine": engine, "view": views[engine]})
     out = json.dumps(r, indent=1)
     print(out)
     if args.json:
@@ -171,7 +173,10 @@ def add_perplexity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=None, help="score only the first N tokens")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("--no-quant", action="store_true", help="turn the quantisers off (plain fp32 view)")
+    p.add_argument("--engine", choices=["float", "fp32", "integer", "golden"], default="float",
+                   help="executor: float QAT view (default), fp32 (quantisers off), the torch integer view "
+                        "of the integer program, or the Numba golden model (same integers as 'integer')")
+    p.add_argument("--no-quant", action="store_true", help="same as --engine fp32")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--json", default=None, help="also write the result JSON here")
 

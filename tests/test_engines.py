@@ -26,3 +26,29 @@ def test_every_engine_returns_logits_of_the_right_shape():
 def test_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="unknown engine 'rtl'; choose one of float, fp32, integer, golden"):
         logits_fn(MMFreeForCausalLM(preset("tiny")), "rtl")
+
+
+def test_eval_perplexity_engines_integer_and_golden_agree(tmp_path, capsys):
+    """``nmllm eval perplexity --engine integer`` and ``--engine golden`` give the same perplexity."""
+    import json
+
+    from models.checkpoint import save_checkpoint
+    from models.data import corpus_files
+    from models.tokenizer import save_tokenizer, train_tokenizer
+    from sim.cli import main
+
+    tok = train_tokenizer(400, corpus_files()[:1], max_bytes=30_000)
+    torch.manual_seed(0)
+    save_checkpoint(MMFreeForCausalLM(preset("tiny", vocab_size=400)), tmp_path / "m")
+    save_tokenizer(tok, tmp_path / "m")
+    (tmp_path / "t.txt").write_text("The engines must agree on every token of this text .\n" * 2)
+    results = {}
+    for engine in ("integer", "golden", "float"):
+        out = tmp_path / f"{engine}.json"
+        assert main(["eval", "perplexity", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "t.txt"),
+                     "--window", "16", "--stride", "8", "--no-progress", "--engine", engine, "--json", str(out)]) == 0
+        results[engine] = json.loads(out.read_text())
+    capsys.readouterr()
+    assert results["integer"]["token_ppl"] == results["golden"]["token_ppl"]
+    assert results["golden"]["view"] == "golden-model"
+    assert results["integer"]["token_ppl"] == pytest.approx(results["float"]["token_ppl"], rel=0.05)
