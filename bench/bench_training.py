@@ -10,12 +10,14 @@ Cases (model = ``preset("bundled")``, random token ids, AdamW):
 
 Each is measured with the quantisers on (ternary weights + int8 activations, the QAT float view) and,
 as the baseline in the same run, with them off (the same model in plain fp32), at 1 and 2 torch
-threads. The best of several repetitions is reported (other jobs may share the CPU).
+threads. The best of several repetitions is reported; other jobs may share the CPU, so each case names
+the 1-minute load average seen while it ran (2 threads on a loaded 2-core machine stall badly).
 Run: ``python bench/bench_training.py`` → ``bench/results/training.json``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -85,10 +87,13 @@ def main() -> None:
     desc = {"train": "train step, batch 16 x 256", "eval": "eval forward, 8 x 256 windows",
             "decode": "decode step(), batch 1"}
     for threads in (1, 2):
-        q = measure(True, threads, repeat=5)
-        fp = measure(False, threads, repeat=5)
+        load0 = os.getloadavg()[0]
+        q = measure(True, threads, repeat=3)
+        fp = measure(False, threads, repeat=3)
+        load = max(load0, os.getloadavg()[0])
         for kind in ("train", "eval", "decode"):
-            case = f"bundled ({n_params / 1e6:.2f} M params), {desc[kind]}, {threads} thread{'s' if threads > 1 else ''}, QAT ternary+int8"
+            case = (f"bundled ({n_params / 1e6:.2f} M params), {desc[kind]}, {threads} thread{'s' if threads > 1 else ''}, "
+                    f"QAT ternary+int8, CPU load average {load:.1f} during the run")
             records.append(record("training", case, f"{kind}_tokens_per_s", q[kind], "tokens/s",
                                   "same model, plain fp32 (quantisers off)", fp[kind]))
             print(f"{case}: {q[kind]:.0f} tok/s (fp32 {fp[kind]:.0f}, ratio {q[kind] / fp[kind]:.2f})", flush=True)

@@ -176,13 +176,25 @@ class BitLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.norm = RMSNorm(in_features, eps=BITLINEAR_NORM_EPS)
         self.quantize = True
+        self._wq_cache: Optional[tuple[tuple, torch.Tensor]] = None
+
+    def quantized_weight(self) -> torch.Tensor:
+        """``weight_fake_quant(weight)``; without autograd it is cached until the weight changes
+        (token-by-token decoding would otherwise re-quantise every matrix for every token)."""
+        w = self.weight
+        if torch.is_grad_enabled() and w.requires_grad:
+            return ste(w, weight_fake_quant)
+        key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape))
+        if self._wq_cache is None or self._wq_cache[0] != key:
+            self._wq_cache = (key, weight_fake_quant(w.detach()))
+        return self._wq_cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         y = self.norm(x)
         w = self.weight
         if self.quantize:
             y = ste(y, act_fake_quant)
-            w = ste(w, weight_fake_quant)
+            w = self.quantized_weight()
         return F.linear(y, w)
 
     def extra_repr(self) -> str:  # noqa: D102

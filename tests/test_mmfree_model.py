@@ -91,6 +91,24 @@ def test_straight_through_gradients():
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_quantized_weight_cache_follows_weight_updates():
+    torch.manual_seed(9)
+    lin = BitLinear(8, 4)
+    torch.nn.init.normal_(lin.weight, 0, 0.1)
+    x = torch.randn(2, 8)
+    with torch.no_grad():
+        a = lin(x)
+        assert torch.equal(lin(x), a)
+        lin.weight.mul_(-1)                      # in-place update (optimizer step, load_state_dict)
+        assert torch.allclose(lin(x), -a, atol=1e-6)
+    lin.load_state_dict({"weight": torch.randn(4, 8), "norm.weight": torch.ones(8)})
+    with torch.no_grad():
+        y = lin(x)
+    q, s = act_quant(F.rms_norm(x, (8,), lin.norm.weight, 1e-6))
+    qw, sw = weight_quant(lin.weight)
+    assert torch.allclose(y, F.linear(q / s, qw / sw), atol=1e-6)
+
+
 # ---------------------------------------------------------------------------- recurrence
 def _naive_scan(x, f, h0):
     h, outs = h0, []
