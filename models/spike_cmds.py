@@ -187,6 +187,10 @@ def plot_study(res: dict, out_dir: Path) -> list[Path]:
         if not any_point:
             plt.close(fig)
             continue
+        macs = next((r["events_per_token"]["dense_macs"] for r in pts.values()
+                     if r.get("events_per_token", {}).get("dense_macs")), None)
+        if macs:
+            ax.axvline(macs, color="k", lw=0.8, alpha=0.5, label="dense MACs/token")
         ax.set_xscale("log")
         if what == "ppl":
             ax.set_yscale("log")
@@ -248,8 +252,25 @@ def _cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def merge_studies(studies: list[dict]) -> dict:
+    """One study dict of several (e.g. per-site and per-channel thresholds); with more than one, each
+    coding is labelled with its thresholds (``rate (channel):8``)."""
+    if len(studies) == 1:
+        return studies[0]
+    out = {"meta": dict(studies[0].get("meta", {})), "points": {}}
+    for st in studies:
+        th = st.get("meta", {}).get("thresholds", "tensor")
+        for key, rec in st["points"].items():
+            if ":" in key:
+                c, T = key.split(":")
+                out["points"][f"{c} ({th}):{T}"] = rec
+            else:
+                out["points"].setdefault(key, rec)
+    return out
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
-    res = json.loads(Path(args.study).read_text())
+    res = merge_studies([json.loads(Path(p).read_text()) for p in args.study])
     for p in plot_study(res, Path(args.out)):
         print(p)
     return 0
@@ -299,8 +320,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--plot-dir", default=None, help="also write the plots here")
     p.set_defaults(func=study)
 
-    p = sub.add_parser("plot", help="plots of a study JSON")
-    p.add_argument("--study", default=str(RUNS / "study.json"))
+    p = sub.add_parser("plot", help="plots of one or more study JSONs (one figure)")
+    p.add_argument("--study", action="append", required=True, help="study JSON (repeat to overlay several)")
     p.add_argument("--out", default="docs")
     p.set_defaults(func=_cmd_plot)
 
