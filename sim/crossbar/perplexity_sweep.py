@@ -123,8 +123,11 @@ def check_knob_values(knob: str, values: Sequence, layers: dict[str, tuple[int, 
     widest = max(fan_in for fan_in, _ in layers.values())
     configs = []
     for v in values:
-        if knob == "tile" and isinstance(v, int) and not isinstance(v, bool) and v > widest:
-            raise ValueError(f"Tile {v} is larger than the model's layers allow (largest fan-in {widest})")
+        if knob == "tile":
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"Tile size must be a positive integer, not {v!r}")
+            if v > widest:
+                raise ValueError(f"Tile {v} is larger than the model's layers allow (largest fan-in {widest})")
         configs.append(apply_knob(base, knob, v))
     return configs
 
@@ -255,7 +258,13 @@ class PerplexitySweep:
     # -- cheapest within budget
     def search_cheapest(self, grid: dict | None = None, max_evaluations: int = 8) -> dict | None:
         """The cheapest grid setting within budget (energy per token); see the module docstring."""
-        grid = dict(DEFAULT_GRID if grid is None else grid)
+        if grid is None:   # the default grid, without tiles wider than every layer
+            widest = max(fan_in for fan_in, _ in self.layers.values())
+            grid = {**DEFAULT_GRID, "tile": tuple(t for t in DEFAULT_GRID["tile"] if t <= widest) or (widest,)}
+        grid = dict(grid)
+        missing = {"adc_bits", "tile", "adc_range", "dac_bits"} - set(grid)
+        if missing:
+            raise ValueError(f"The search grid lacks {', '.join(sorted(missing))}")
         for knob, values in grid.items():
             if knob not in ("adc_bits", "tile", "adc_range", "dac_bits"):
                 raise ValueError(f"Grid knob {knob!r} is not a cost knob (adc_bits, tile, adc_range, dac_bits)")
