@@ -9,6 +9,11 @@ the IR-drop transfer matrix, 256 nodal solves); and one fresh nodal solve per MV
 alternative to the transfer matrix.
 BLAS runs on one thread (set before NumPy loads): on this shared 2-core machine two OpenBLAS threads took
 11.6 ms instead of 0.1 ms for one 8 x 256 x 256 slice product, which would measure the contention.
+Perplexity: the wall time of one WikiText-2 test perplexity evaluation of the bundled model (first
+``--perplexity-tokens`` tokens, 2048 by default, window 256, stride 128) with every ternary layer on
+crossbar tiles (:data:`sim.crossbar.perplexity_sweep.BASE` — 128 x 128 tiles, 1-bit DAC, 8-bit ADC with a
+one-unit step — plus 2 % read noise and 1 % stuck-at devices, the analog path), against the same
+evaluation on the digital integer view; torch runs on one thread.
 Run: ``python bench/bench_crossbar.py`` -> ``bench/results/crossbar.json``.
 """
 
@@ -50,7 +55,37 @@ def rate(fn, n_vectors: int, min_time: float = 2.0) -> float:
     return n_vectors / best
 
 
+def perplexity_record(max_tokens: int) -> dict:
+    """Wall time of one perplexity evaluation on crossbars, against the digital integer view."""
+    import torch
+
+    torch.set_num_threads(1)
+    from models.checkpoint import load_checkpoint
+    from models.integer_program import IntegerProgram
+    from models.perplexity import default_data_path
+    from models.tokenizer import load_tokenizer
+    from sim.crossbar.perplexity_sweep import BASE, Evaluator, apply_knob
+
+    bundled = Path(__file__).resolve().parent.parent / "models" / "bundled"
+    ev = Evaluator(IntegerProgram.from_model(load_checkpoint(bundled)), load_tokenizer(bundled),
+                   default_data_path().read_text(encoding="utf-8"), max_tokens=max_tokens)
+    config = apply_knob(apply_knob(BASE, "read_noise", 0.02), "stuck_at", 0.01)
+    digital, crossbar = ev(None), ev(config)
+    print(f"perplexity, first {max_tokens} WikiText-2 test tokens: digital {digital['token_ppl']:.3f} in "
+          f"{digital['wall_s']:.1f} s, crossbars {crossbar['token_ppl']:.3f} in {crossbar['wall_s']:.1f} s "
+          f"wall ({crossbar['cpu_s']:.1f} s CPU)")
+    return record("crossbar", f"bundled model WikiText-2 test perplexity, first {max_tokens} tokens, on 128x128 "
+                  "tiles (1-bit DAC, 8-bit ADC, read noise 2 %, stuck-at 1 %)", "wall_s", crossbar["wall_s"], "s",
+                  "digital integer view, same tokens", digital["wall_s"])
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--perplexity-tokens", type=int, default=2048,
+                        help="tokens of the perplexity evaluation record (default 2048)")
+    args = parser.parse_args()
     rng = np.random.default_rng(0)
     w = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(N, N), p=[0.3, 0.4, 0.3])
     codes = numformat.encode_ternary(w)
@@ -93,6 +128,8 @@ def main() -> None:
     t_solve = time.perf_counter() - t0
     records.append(record("crossbar", "256x256 tile, IR drop by a fresh nodal solve per MVM (8 slices, PCG)",
                           "mvms_per_s", 1 / t_solve, "1/s", "transfer matrix, one vector per call", single_noisy))
+
+    records.append(perplexity_record(args.perplexity_tokens))
 
     costs = PeripheryCosts.load()
     ev = mvm_events(N, N, N, N, periphery, costs.columns_per_adc)
