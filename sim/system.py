@@ -24,10 +24,10 @@ static power x chips x token time is its own category, so the breakdown sums to 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numba
 import numpy as np
@@ -35,7 +35,7 @@ import simpy
 from tqdm import tqdm
 
 from .activity import Activity
-from .compiler import MSG_CTRL, MSG_PSUM, MSG_RES, MSG_SYN, Mapping
+from .compiler import MSG_CTRL, MSG_SYN, Mapping
 from .energy import Preset
 
 __all__ = ["CATEGORIES", "Report", "SystemModel", "simulate"]
@@ -176,11 +176,19 @@ class Report:
         return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=None)
+def _periphery_costs():
+    """The crossbar periphery cost table, loaded once per process."""
+    from .crossbar.costs import PeripheryCosts
+    return PeripheryCosts.load()
+
+
 class SystemModel:
     """Timing and energy of a :class:`~sim.compiler.Mapping` under a :class:`~sim.energy.Preset`."""
 
-    def __init__(self, mapping: Mapping, preset: Preset, activity: Activity):
+    def __init__(self, mapping: Mapping, preset: Preset, activity: Activity, adc_bits: int = 8):
         mapping.validate()
+        self.adc_bits = adc_bits  # crossbar ADC resolution (costed by sim.crossbar.costs)
         self.mapping, self.preset, self.activity = mapping, preset, activity
         hw = self.hw = preset.hardware
         if mapping.hardware.to_dict() != hw.to_dict():
@@ -251,9 +259,9 @@ class SystemModel:
         idx = np.nonzero(self.xbar)[0]
         if not len(idx):
             return lat, parts
-        from .crossbar.costs import PeripheryCosts, mvm_cost, mvm_events
+        from .crossbar.costs import mvm_cost, mvm_events
         from .crossbar.tile import Periphery
-        periphery, table = Periphery(act_bits=hw.xbar_input_bits), PeripheryCosts.load()
+        periphery, table = Periphery(act_bits=hw.xbar_input_bits, adc_bits=self.adc_bits), _periphery_costs()
         cache: dict[tuple[int, int], dict] = {}
         for c in idx:
             key = (int(cores["row1"][c] - cores["row0"][c]), int((cores["col1"][c] - cores["col0"][c]) * pc[cores["stage"][c]]))
@@ -381,7 +389,6 @@ class SystemModel:
         updates of neurons without input (none in a pipelined prefill timestep, where every stage works)."""
         p, hw = self.preset, self.hw
         pj = 1e-12
-        cores = self.mapping.cores
         nu = su = nl = sram = sbytes = 0.0
         active = np.zeros(self.n)
         for s in self.steps:

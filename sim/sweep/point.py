@@ -16,7 +16,6 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 
 from ..system import SystemModel
 from .spec import PRESET_CLOCK_MHZ
@@ -29,46 +28,6 @@ CYCLE_LATENCIES = ("synapse_slot", "neuron_update", "neuron_idle", "state_update
                    "barrier_32tiles")
 #: Lanes of the RTL core the vck190 preset's synapse_slot assumes (sim/presets/vck190.yaml: TernaryMatVec, 8 lanes).
 RTL_LANES = 8
-
-
-class _SweepSystemModel(SystemModel):
-    """The system model with the crossbar ADC resolution as a parameter (costed by sim.crossbar.costs)."""
-
-    def __init__(self, mapping, preset, activity, adc_bits: int = 8):
-        self._adc_bits = adc_bits
-        super().__init__(mapping, preset, activity)
-
-    def _crossbar_mvm(self, cores, pc):
-        from ..crossbar.costs import PeripheryCosts, mvm_cost, mvm_events
-        from ..crossbar.tile import Periphery
-        hw = self.hw
-        lat = np.zeros(self.n)
-        parts = {k: np.zeros(self.n) for k in ("adc_dac", "cells", "shift_add", "buffers")}
-        idx = np.nonzero(self.xbar)[0]
-        if not len(idx):
-            return lat, parts
-        periphery, table = Periphery(act_bits=hw.xbar_input_bits, adc_bits=self._adc_bits), _periphery_costs()
-        cache: dict = {}
-        for c in idx:
-            key = (int(cores["row1"][c] - cores["row0"][c]),
-                   int((cores["col1"][c] - cores["col0"][c]) * pc[cores["stage"][c]]))
-            if key not in cache:
-                ev = mvm_events(key[0], key[1], hw.xbar_rows, hw.xbar_cols // hw.xbar_cells_per_weight, periphery,
-                                hw.xbar_cols_per_adc)
-                cache[key] = mvm_cost(ev, periphery, table)
-            e = cache[key]["energy_pj"]
-            lat[c] = cache[key]["latency_ns"]
-            parts["adc_dac"][c] = e["dac"] + e["adc"] + e["sample_hold"]
-            parts["cells"][c] = e["cell_read"]
-            parts["shift_add"][c] = e["shift_add"]
-            parts["buffers"][c] = e["buffers"]
-        return lat, parts
-
-
-@functools.lru_cache(maxsize=None)
-def _periphery_costs():
-    from ..crossbar.costs import PeripheryCosts
-    return PeripheryCosts.load()
 
 
 @functools.lru_cache(maxsize=None)
@@ -152,7 +111,7 @@ def system_metrics(model: str, knobs: dict, prompt_tokens: int = 500, activity: 
     shape = _shape(model)
     preset, fill, placement, adc_bits = apply_knobs(model, knobs)
     mapping = compile_model(shape, preset, fill=fill, placement=placement)
-    r = _SweepSystemModel(mapping, preset, _activity(model, activity), adc_bits=adc_bits).run(prompt_tokens=prompt_tokens)
+    r = SystemModel(mapping, preset, _activity(model, activity), adc_bits=adc_bits).run(prompt_tokens=prompt_tokens)
     static = r.energy_j.get("static", 0.0)
     out = {"tokens_per_s": r.tokens_per_s, "token_latency_s": r.token_latency_s, "ttft_s": r.ttft_s,
            "energy_per_token_j": r.energy_per_token_j, "dynamic_energy_per_token_j": r.energy_per_token_j - static,
