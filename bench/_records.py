@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
-__all__ = ["RESULTS_DIR", "machine", "record", "write_records"]
+__all__ = ["RESULTS_DIR", "best_time", "machine", "record", "write_records"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -46,3 +47,14 @@ def write_records(name: str, records: list[dict]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(records, indent=2) + "\n")
     return path
+
+
+def best_time(fn, repeat: int = 30) -> float:
+    """Seconds of the fastest of ``repeat`` calls of ``fn`` (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best

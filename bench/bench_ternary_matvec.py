@@ -8,26 +8,15 @@ Run: ``python bench/bench_ternary_matvec.py`` → ``bench/results/ternary_matvec
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._records import record, write_records  # noqa: E402
+from bench._records import best_time, record, write_records  # noqa: E402
 from models import numformat  # noqa: E402
 from models.ternary_kernels import ternary_matvec  # noqa: E402
-
-
-def best_time(fn, repeat: int = 30) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,19 +26,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._records import record, write_records  # noqa: E402
+from bench._records import best_time, record, write_records  # noqa: E402
 from models.config import preset  # noqa: E402
 from models.mmfree import MMFreeForCausalLM  # noqa: E402
-
-
-def best(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def measure(quantize: bool, threads: int, repeat: int) -> dict[str, float]:
@@ -74,9 +63,9 @@ def measure(quantize: bool, threads: int, repeat: int) -> dict[str, float]:
             _, state = model.step(windows[:1, t], state)
 
     return {
-        "train": batch[:, 1:].numel() / best(train_step, repeat),
-        "eval": windows.numel() / best(eval_fwd, repeat),
-        "decode": 64 / best(decode, repeat),
+        "train": batch[:, 1:].numel() / best_time(train_step, repeat),
+        "eval": windows.numel() / best_time(eval_fwd, repeat),
+        "decode": 64 / best_time(decode, repeat),
     }
 
 
