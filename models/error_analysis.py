@@ -225,12 +225,16 @@ def site_cost(sm, ids: torch.Tensor, coding: str, T: int, weights: str = "int8",
 
 
 def greedy_schedule(sensitivity: dict[str, float], cost_low: dict[str, float], cost_high: dict[str, float],
-                    t_low: int, t_high: int, budget: float) -> dict[str, int]:
-    """Raise sites from ``t_low`` to ``t_high`` by decreasing sensitivity per extra op while the total
-    synaptic ops per token stay within ``budget``."""
+                    t_low: int, t_high: int, budget: float, per_op: bool = True) -> dict[str, int]:
+    """Raise sites from ``t_low`` to ``t_high`` by decreasing sensitivity per extra op (``per_op``) or by
+    decreasing sensitivity, skipping any site that does not fit, while the total synaptic ops per token
+    stay within ``budget``."""
     sched = {"default": t_low}
     total = sum(cost_low.values())
-    order = sorted(sensitivity, key=lambda s: sensitivity[s] / max(cost_high[s] - cost_low[s], 1.0), reverse=True)
+    if per_op:
+        order = sorted(sensitivity, key=lambda s: sensitivity[s] / max(cost_high[s] - cost_low[s], 1.0), reverse=True)
+    else:
+        order = sorted(sensitivity, key=lambda s: sensitivity[s], reverse=True)
     for s in order:
         extra = cost_high[s] - cost_low[s]
         if total + extra <= budget:
@@ -252,6 +256,8 @@ def add_error_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=4096, help="perplexity subset for the schedule comparison")
     p.add_argument("--window", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--rank", default="per-op", choices=("per-op", "sensitivity"),
+                   help="raise sites by sensitivity per extra synaptic op (default) or by sensitivity alone")
     p.add_argument("--skip-ppl", action="store_true", help="do not evaluate the schedule's perplexity")
     p.add_argument("--ternary-tokens", type=int, default=1024, help="perplexity subset for the ternary-weight check (0: skip)")
     p.add_argument("--ternary-snr-db", type=float, default=10.0, help="ternary survives where its local SNR is at least this")
@@ -364,7 +370,8 @@ def run_error_analysis(args: argparse.Namespace) -> int:
         budget = sum(costs[args.t_mid].values())
         res["site_cost"] = {str(T): c for T, c in costs.items()}
         res["schedule"] = greedy_schedule(res["sensitivity"], costs[args.t_low], costs[args.t_high],
-                                          args.t_low, args.t_high, budget)
+                                          args.t_low, args.t_high, budget, per_op=args.rank == "per-op")
+        res["rank"] = args.rank
         res["budget_synaptic_ops"] = budget
         save()
     if not args.skip_ppl and "schedule_eval" not in res:
