@@ -13,7 +13,6 @@ and a table on stdout.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -24,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._records import record, write_records  # noqa: E402
+from sim.sweep.yosys import COLUMNS, classify  # noqa: E402  (the one primitive -> resource mapping)
 
 UNITS = ("ternary_matvec", "ternary_core", "elementwise", "neurocore_top")
-COLUMNS = ("LUT", "FF", "CARRY", "LUTRAM", "DSP", "BRAM36")
 
 
 def _yosys() -> str:
@@ -34,27 +33,6 @@ def _yosys() -> str:
     if exe is None:
         raise SystemExit("bench_yosys needs yosys with synth_xilinx on PATH (apt-get install yosys)")
     return exe
-
-
-def classify(cells: dict[str, int]) -> dict[str, float]:
-    """Xilinx primitive counts → LUT, FF, CARRY, LUTRAM, DSP and BRAM36 (RAMB18 count as half)."""
-    out = dict.fromkeys(COLUMNS, 0.0)
-    for cell, n in cells.items():
-        if re.fullmatch(r"LUT[1-6](_2)?", cell):
-            out["LUT"] += n
-        elif re.fullmatch(r"FD[A-Z]*", cell):
-            out["FF"] += n
-        elif cell.startswith("CARRY"):
-            out["CARRY"] += n
-        elif re.fullmatch(r"RAM(16|32|64|128|256)\w*", cell):
-            out["LUTRAM"] += n
-        elif cell.startswith("DSP"):
-            out["DSP"] += n
-        elif cell.startswith("RAMB36"):
-            out["BRAM36"] += n
-        elif cell.startswith("RAMB18"):
-            out["BRAM36"] += n / 2
-    return out
 
 
 def synthesize(name: str, verilog: str, work: Path) -> tuple[dict[str, float], float]:
@@ -73,23 +51,38 @@ def synthesize(name: str, verilog: str, work: Path) -> tuple[dict[str, float], f
     return classify(cells), time.perf_counter() - t0
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    import argparse
+
+    from hw.neurocore_top import NeurocoreTop
     from hw.verilog import UNITS as FACTORIES, emit
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--unit", action="append", choices=UNITS, help="unit to synthesise (repeatable)")
+    args = parser.parse_args(argv)
+    # The layer top at the testbench's configuration (d 32, GLU 64, 4 lanes): Yosys 0.23 cannot map the
+    # d 256 top's two-read-port residual memory to LUTRAM ("invalid OPTION_ABITS/WIDTH combination").
+    factories = {**FACTORIES, "neurocore_top": lambda: NeurocoreTop(hidden=32, glu=64, lanes=4)}
+    configs = {"neurocore_top": "d32 m64 p4"}
     records, rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in UNITS:
-            component = FACTORIES[name]()
-            counts, seconds = synthesize(name, emit(component, name), Path(tmp))
+        for name in args.unit or UNITS:
+            counts, seconds = synthesize(name, emit(factories[name](), name), Path(tmp))
             rows.append((name, counts, seconds))
+            config = configs.get(name, "hw.verilog.UNITS configuration")
             for col in COLUMNS:
-                records.append(record("yosys", f"{name} (estimate, synth_xilinx -family xcup)", col, counts[col],
-                                      "cells", "ternary_matvec", rows[0][1][col] or 0))
+                records.append(record("yosys", f"{name} {config} (estimate, synth_xilinx -family xcup)", col,
+                                      counts[col], "cells", "synthesis seconds", seconds))
+            print(f"{name}: " + ", ".join(f"{c} {counts[c]:g}" for c in COLUMNS) + f" ({seconds:.0f} s)", flush=True)
     print("Yosys synth_xilinx -family xcup — ESTIMATE (UltraScale+ mapping, not Versal; not a Vivado report)")
     print("unit            " + "".join(f"{c:>9}" for c in COLUMNS) + "   synth s")
     for name, counts, seconds in rows:
         print(f"{name:<16}" + "".join(f"{counts[c]:>9g}" for c in COLUMNS) + f"   {seconds:7.1f}")
-    print(write_records("yosys", records))
+    # units not synthesised in this run keep their last records (--unit re-measures a few)
+    path = Path(__file__).resolve().parent / "results" / "yosys.json"
+    done = {name for name, _, _ in rows}
+    kept = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r["case"].split()[0] not in done]
+    print(write_records("yosys", kept + records))
 
 
 if __name__ == "__main__":
