@@ -13,6 +13,7 @@ and a table on stdout.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -39,16 +40,28 @@ def synthesize(name: str, verilog: str, work: Path) -> tuple[dict[str, float], f
     """Run ``synth_xilinx -family xcup`` on one module; returns (resource counts, seconds)."""
     src = work / f"{name}.v"
     src.write_text(verilog)
-    stat = work / f"{name}.stat.json"
+    stat = work / f"{name}.stat.txt"
     script = (f"read_verilog {src}; synth_xilinx -family xcup -noiopad -top {name}; "
-              f"tee -q -o {stat} stat -json")
+              f"tee -q -o {stat} stat")
     t0 = time.perf_counter()
     done = subprocess.run([_yosys(), "-q", "-p", script], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"yosys failed on {name}: {done.stderr[-2000:]}")
-    data = json.loads(stat.read_text())
-    cells = data["design"]["num_cells_by_type"]
-    return classify(cells), time.perf_counter() - t0
+    return classify(cell_counts(stat.read_text())), time.perf_counter() - t0
+
+
+def cell_counts(stat: str) -> dict[str, int]:
+    """Cell counts of the whole design from Yosys's text ``stat`` (its last ``Number of cells`` block:
+    the design-hierarchy total, or the only module). Yosys 0.23's ``stat -json`` is malformed for
+    hierarchical designs, so the text is read."""
+    block = stat[stat.rindex("Number of cells:"):].splitlines()[1:]
+    counts = {}
+    for line in block:
+        match = re.fullmatch(r"\s+(\S+)\s+(\d+)", line)
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
 
 
 def main(argv=None) -> None:
