@@ -112,7 +112,8 @@ def test_sweep_resumes_and_finds_the_cheapest_setting(evaluator, tmp_path):
           and p["token_ppl"] <= data["digital"]["token_ppl"] * 1.01]
     assert cheapest is not None and cheapest["relative_to_digital"] <= 0.01
     assert cheapest["energy_pj_per_token"] == min(p["energy_pj_per_token"] for p in ok)
-    assert sum(r["adc_conversions"] for r in cheapest["token_report"]["layers"]) == cheapest["adc_conversions_per_token"]
+    per_layer = cheapest["token_report"]["layers"]
+    assert sum(r["adc_conversions"] for r in per_layer) == cheapest["adc_conversions_per_token"]
 
     with pytest.raises(ValueError, match="holds results of another model or text subset"):
         ps.PerplexitySweep(counting, evaluator.layers, {**meta, "max_tokens": 7}, path, progress=False)

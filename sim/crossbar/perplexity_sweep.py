@@ -197,7 +197,8 @@ class PerplexitySweep:
         if self.path.exists():
             old = json.loads(self.path.read_text())
             if old.get("meta") != self.data["meta"]:
-                diff = sorted(k for k in set(old.get("meta", {})) | set(meta) if old.get("meta", {}).get(k) != meta.get(k))
+                was = old.get("meta", {})
+                diff = sorted(k for k in set(was) | set(meta) if was.get(k) != meta.get(k))
                 raise ValueError(f"{self.path} holds results of another model or text subset "
                                  f"(differs in {', '.join(diff)}); pass another --out or remove it")
             self.data.update(old)
@@ -286,7 +287,7 @@ class PerplexitySweep:
                  if rec["token_ppl"] <= budget and rec["knobs"]["read_noise"] == 0 and rec["knobs"]["stuck_at"] == 0]
         best = min(known) if known else (math.inf, None)
         # (bits, tile, range, dac) that missed the budget, the one-knob points included
-        failures = [(rec["knobs"]["adc_bits"], rec["knobs"]["tile"], rec["knobs"]["adc_range"], rec["knobs"]["dac_bits"])
+        failures = [tuple(rec["knobs"][k] for k in ("adc_bits", "tile", "adc_range", "dac_bits"))
                     for rec in self.data["points"].values()
                     if rec["token_ppl"] > budget and rec["knobs"]["read_noise"] == 0 and rec["knobs"]["stuck_at"] == 0]
         log = []
@@ -305,8 +306,8 @@ class PerplexitySweep:
             fresh = _key(c) not in self.data["points"]
             dominated = next((f for f in failures if f[2] == r and b <= f[0] and t >= f[1] and d >= f[3]), None)
             if fresh and dominated is not None:
-                entry["skipped"] = (f"assumed over budget: {dominated[0]} ADC bits ({r} range), {dominated[1]}-row tiles, "
-                                    f"{dominated[3]}-bit DAC missed it")
+                entry["skipped"] = (f"assumed over budget: {dominated[0]} ADC bits ({r} range), "
+                                    f"{dominated[1]}-row tiles, {dominated[3]}-bit DAC missed it")
                 return False
             if fresh and evaluations >= max_evaluations:
                 entry["skipped"] = f"not evaluated: the search's limit of {max_evaluations} new evaluations"
@@ -539,9 +540,10 @@ def _run(args) -> int:
         print(f"{name}: " + ", ".join(f"{p['value']}: {d['points'][p['key']]['token_ppl']:.2f}" for p in s["points"]))
     if cheapest:
         k = cheapest["knobs"]
-        print(f"cheapest within {100 * sweep.tolerance:g} %: tile {k['tile']}, ADC {k['adc_bits']} bits ({k['adc_range']} "
-              f"range), DAC {k['dac_bits']} bits: ppl {cheapest['token_ppl']:.3f} "
-              f"({100 * cheapest['relative_to_digital']:+.2f} %), {cheapest['energy_pj_per_token'] / 1e3:.1f} nJ/token, "
+        print(f"cheapest within {100 * sweep.tolerance:g} %: tile {k['tile']}, ADC {k['adc_bits']} bits "
+              f"({k['adc_range']} range), DAC {k['dac_bits']} bits: ppl {cheapest['token_ppl']:.3f} "
+              f"({100 * cheapest['relative_to_digital']:+.2f} %), "
+              f"{cheapest['energy_pj_per_token'] / 1e3:.1f} nJ/token, "
               f"{cheapest['adc_conversions_per_token']} ADC conversions/token")
     elif args.search_evaluations:
         print(f"no evaluated setting is within {100 * sweep.tolerance:g} %")
