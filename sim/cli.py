@@ -11,12 +11,12 @@ import sys
 
 from models import perplexity, rouge_eval, spike_cmds, train
 
-from . import demo, system_cmds, verilog_cmd
+from . import demo, system_cmds, verilog_cmd, vivado_cmd
 from .sweep import cli as sweep_cli
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo, train, perplexity, spike_cmds, system_cmds, verilog_cmd, sweep_cli)
+COMMANDS = (demo, train, perplexity, spike_cmds, system_cmds, verilog_cmd, vivado_cmd, sweep_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
