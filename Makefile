@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test sim verilog bench clean
+.PHONY: setup demo test sim verilog vivado bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ sim: setup                           ## every RTL testbench on every installed s
 
 verilog: setup                       ## emit all RTL into rtl/generated/
 	$(BIN)/nmllm verilog --out rtl/generated
+
+vivado: setup                        ## write the VCK190 Vivado scripts into rtl/vivado/; run them where vivado is on PATH
+	@if command -v vivado >/dev/null 2>&1; then $(BIN)/nmllm vivado --run; \
+	else $(BIN)/nmllm vivado && echo "note: vivado is not on PATH; scripts written, not run"; fi
 
 bench: setup                         ## every benchmark; each writes bench/results/<name>.json
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
