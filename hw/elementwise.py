@@ -12,7 +12,7 @@ bit for bit:
     Takes the ``2m`` gate-projection results of a token, keeps the first ``m`` (``g``) and emits
     ``sat32(rs(silu(g_j) * u_j, 16))`` as the second half (``u``) arrives.
 :class:`BitLinearFront`
-    Per token and projection: ``z = sat32(u * gain)``, ``max|z|``, the absmax int8 codes through one
+    Per token and projection: ``z = u * gain`` (exact, 48 bits), ``max|z|``, the absmax int8 codes through one
     reciprocal (a 17-cycle restoring divider), the sum of squares of ``u`` and the reciprocal square root
     (:data:`~models.numformat.RSQRT_TABLE` as a ROM), and the per-token ``(multiplier, shift)`` of
     :func:`~models.numformat.bitlinear_scale` — the codes and the scale a :class:`~hw.ternary_core.TernaryCore`
@@ -37,6 +37,8 @@ from .ternary_matvec import WeightWriteSignature
 __all__ = ["CellInLayout", "MlgruCell", "GluCell", "BitLinearFront", "Elementwise", "sigmoid"]
 
 W = nf.RESID_BITS
+#: Width of ``z = u * gain``: a 32-bit input times an int16 gain, exact.
+ZW = nf.RESID_BITS + nf.GAIN_BITS
 ONE = 1 << nf.GATE_FRAC
 _SIG_SHIFT = nf.OUT_FRAC - nf.SIGMOID_STEP_BITS
 _SIG_LAST = len(nf.SIGMOID_TABLE) - 1
@@ -261,12 +263,12 @@ class BitLinearFront(wiring.Component):
     inp : In(stream.Signature(signed(32)))
         ``u`` (Q OUT_FRAC or Q RESID_FRAC), ``n`` beats per token.
     codes : Out(stream.Signature(signed(ACT_BITS)))
-        ``absmax_quantize(sat32(u * gain))``, ``n`` beats per token.
+        ``absmax_quantize(u * gain)``, ``n`` beats per token.
     scale : Out(stream.Signature(ScaleLayout))
         ``bitlinear_scale(static, max|z|, sum_of_squares(u))``, one beat per token; its shift is
         saturated to 8 bits, which changes nothing (``apply_scale`` clips shifts to [-22, 62]).
     gain : In(WeightWriteSignature)
-        The projection's RMSNorm gain (Q GAIN_FRAC, two's complement), ``n`` words.
+        The projection's RMSNorm gain (Q GAIN_FRAC, int16 two's complement, sign-extended), ``n`` words.
     static : In(WeightWriteSignature)
         Word 0: the static multiplier (16 bits); word 1: the static shift (two's complement).
 
@@ -308,17 +310,17 @@ class BitLinearFront(wiring.Component):
                 m.d.sync += shift_s.eq(self.static.data.as_signed())
 
         cnt = Signal(range(n))
-        zmax = Signal(W)                     # max |sat32(u * gain)| <= 2**31
+        zmax = Signal(ZW)                    # max |u * gain| < 2**47
         umax = Signal(W)                     # max |u|
         u_now = Signal(signed(W))
-        z = Signal(signed(W))
+        z = Signal(signed(ZW))
         m.d.comb += [g_rd.addr.eq(cnt), b_rd.addr.eq(cnt), b_wr.addr.eq(cnt), b_wr.data.eq(self.inp.payload),
-                     z.eq(saturate(m, u_now * g_rd.data.as_signed(), W, name="z_sat"))]
-        z_abs = Signal(W)
+                     z.eq(u_now * g_rd.data[:nf.GAIN_BITS].as_signed())]  # exact: the spec never saturates z
+        z_abs = Signal(ZW)
         m.d.comb += z_abs.eq(abs(z))
 
         # reciprocal of max|z|: kz, mk, sq and a restoring divider
-        kz = Signal(range(3))
+        kz = Signal(range(ZW))
         mk = Signal(nf.Z_BITS + 1)
         sq = Signal(range(nf.Z_BITS + 1 + nf.RECIP_BITS))
         rem = Signal(nf.Z_BITS + 1 + nf.RECIP_BITS + 7)
@@ -333,7 +335,7 @@ class BitLinearFront(wiring.Component):
         half_e = Signal(signed(8))
         rm = Signal(17)
         rshift = Signal(signed(8))
-        bm = Signal(range(W))
+        bm = Signal(range(ZW))
         mr = Signal(17)
         p1 = Signal(nf.MULTIPLIER_BITS + 17)
         prod = Signal(nf.MULTIPLIER_BITS + 34)
@@ -344,7 +346,7 @@ class BitLinearFront(wiring.Component):
         # combinational values of each step, registered by the state that needs them
         zlen = bit_length(m, zmax, "zmax_len")
         kz_v = at_least_zero(m, zlen - nf.Z_BITS, "kz_v")
-        mk_v = round_shift(m, zmax, kz_v[:2], "mk_v")
+        mk_v = round_shift(m, zmax, kz_v, "mk_v")
         sq_v = Signal(range(nf.Z_BITS + 2 + nf.RECIP_BITS))
         m.d.comb += sq_v.eq(bit_length(m, mk_v, "mk_len") + (nf.RECIP_BITS - 7))
         k_v = at_least_zero(m, bit_length(m, umax, "umax_len") - nf.SS_BITS, "k_v")

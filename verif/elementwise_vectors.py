@@ -5,7 +5,7 @@ The MLGRU cell and the GLU cell are checked against the golden model's own kerne
 the BitLinear front end against :func:`models.numformat.absmax_quantize`, ``sum_of_squares`` and
 ``bitlinear_scale``. One vector is one token of one part. Named corner cases: sigmoid input out of
 range, state saturation, lower bound 1.0, output saturation, all-zero inputs, a host-written state,
-``z`` saturation, an all-zero gain, tiny inputs (negative rsqrt exponents).
+the largest ``|z| = |u * gain|`` (int32 inputs, int16 gains), an all-zero gain, tiny inputs (negative rsqrt exponents).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class _Reference:
         return out
 
     def front(self, u: np.ndarray) -> tuple[list[int], list[int]]:
-        z = nf.saturate(u * self.gain, nf.RESID_BITS)
+        z = u * self.gain  # exact (48 bits), as the spec says
         codes, zmax = nf.absmax_quantize(z)
         ss, k = nf.sum_of_squares(u)
         mult, shift = nf.bitlinear_scale(self.static[0], self.static[1], zmax, ss, k)
@@ -137,8 +137,9 @@ def make_vectors(unit: Elementwise, *, seed: int, n_random: int) -> dict:
         int(v) & 0xFFFFFF for v in h0]]])
     phase("all_zero", True, cell=np.zeros((2, 3, c), dtype=np.int64), glu=np.zeros((2, 2 * m), dtype=np.int64),
           front=np.zeros((2, n), dtype=np.int64))
-    phase("z_saturation", True, front=np.stack([np.full(n, MAX32), np.full(n, MIN32), _q16(rng, (1, n))[0]]),
-          writes=load_front(np.full(n, MAX32), (1 << 16) - 1, 40))
+    extreme_gain = np.where(np.arange(n) % 2 == 0, (1 << 15) - 1, -(1 << 15))  # int16 extremes
+    phase("z_max_magnitude", True, front=np.stack([np.full(n, MAX32), np.full(n, MIN32), _q16(rng, (1, n))[0]]),
+          writes=load_front(extreme_gain, (1 << 16) - 1, 40))
     phase("all_zero_gain", True, front=_q16(rng, (2, n)), writes=load_front(np.zeros(n, dtype=np.int64), 40000, 20))
     phase("tiny_inputs_one_hot", True, front=np.stack([np.eye(n, dtype=np.int64)[0], np.eye(n, dtype=np.int64)[-1] * -3,
                                                        rng.integers(-2, 3, size=n)]),
