@@ -108,6 +108,11 @@ def main() -> None:
                floor_ms),
         record("golden", name, "resident_bytes", rss, "B", "packed weight bytes", packed),
     ]
+    # the goals, stated as fractions so the JSON says how far this is (why: README, golden section)
+    records.append(record("golden", name, "fraction_of_goal_100_tokens_per_s", (1e3 / ms_golden) / 100.0, "fraction",
+                          "goal: 100 tokens/s", 1.0))
+    records.append(record("golden", name, "fraction_of_goal_10x_pytorch_dense", (ms_torch / ms_golden) / 10.0,
+                          "fraction", "goal: 10x PyTorch fp32 dense", 1.0))
     print(f"golden {ms_golden:.1f} ms/token ({1e3 / ms_golden:.1f} tokens/s); torch fp32 dense {ms_torch:.1f} ms/token; "
           f"bandwidth {bw / 1e9:.1f} GB/s -> floor {floor_ms:.2f} ms/token ({floor_ms / ms_golden:.1%} of golden time); "
           f"resident {rss / 1e6:.0f} MB for {packed / 1e6:.0f} MB packed")

@@ -183,3 +183,16 @@ def test_gain_outside_the_spec_range_is_refused():
         model.model.layers[0].mlp_norm.weight[5] = 9.0
     with pytest.raises(ProgramError, match=r"layer 0 mlp_norm.weight: value 9 is outside the spec.s range ±8 \(int16 Q12\)"):
         IntegerProgram.from_model(model)
+
+
+def test_golden_equals_integer_view_on_the_bundled_model():
+    from pathlib import Path
+
+    from models.checkpoint import load_checkpoint
+    bundled = Path(__file__).resolve().parent.parent / "models" / "bundled"
+    program = IntegerProgram.from_model(load_checkpoint(bundled))
+    ids = torch.arange(5, 5 + 24 * 37, 37).remainder(program.vocab_size).view(1, -1)
+    logits, state = IntegerView(program).forward(ids)
+    golden = GoldenModel(program)
+    out, _ = golden.run(ids[0].tolist())
+    assert np.array_equal(out, logits[0].numpy()) and np.array_equal(golden.state, state[:, 0].numpy())
