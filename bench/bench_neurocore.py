@@ -39,7 +39,7 @@ LOAD_PORT_BYTES_PER_CYCLE = 4
 CASES = {
     # name: (hidden, glu, lanes, program source, tokens)
     "tiny_d32_m64_p4": (32, 64, 4, "tiny", 8),
-    "bundled_d256_m640_p8": (256, 640, 8, "bundled", 3),
+    "bundled_d256_m640_p8": (256, 640, 8, "bundled", 16),
     "370m_d1024_m2816_p16": (1024, 2816, 16, "370m", 2),
 }
 
@@ -49,8 +49,11 @@ def _program(source: str, hidden: int, glu: int):
     from models.integer_program import IntegerProgram
     from verif.neurocore_top_vectors import small_program
 
-    if source == "tiny":
-        return small_program(hidden, glu)[0]
+    if source in ("tiny", "bundled"):  # "bundled": the real weights of models/bundled (layer 0)
+        program, origin = small_program(hidden, glu)
+        if source == "bundled" and not origin.startswith("bundled checkpoint"):
+            raise RuntimeError(f"models/bundled is missing or not d{hidden}/m{glu}; got {origin}")
+        return program
     return IntegerProgram.random(preset(source, num_hidden_layers=1, vocab_size=64), seed=1)
 
 
