@@ -75,7 +75,36 @@ def _run_compile(args) -> int:
           f"{s['synapse_memory_utilisation']:.1%} of their synapse memory, {s['neuron_utilisation']:.1%} of their neurons")
     print(f"  {s['steps_per_token']} timesteps and {s['messages_per_token']:,} messages ({s['values_per_token']:,} values) per token")
     print(f"  mapping: {out}")
+    if args.images:
+        for path in write_memory_images(args.model, args.images, args.lanes):
+            print(f"  memory image: {path}")
     return 0
+
+
+def write_memory_images(checkpoint_dir, out_dir, lanes: int = 8) -> list[Path]:
+    """Write ``layerNN.load.json`` per layer of a checkpoint: the ``s_axis_load`` frames (32-bit words,
+    header first) that load that layer into the RTL layer top (:class:`hw.neurocore_top.NeurocoreTop`
+    with ``lanes`` lanes). Needs trained weights, so only a checkpoint directory has images."""
+    from hw.neurocore_top import layer_load_frames
+    from models.checkpoint import load_checkpoint
+    from models.integer_program import IntegerProgram
+
+    src = Path(checkpoint_dir)
+    if not (src / "config.json").is_file():
+        raise ValueError(f"--images needs a checkpoint directory with weights, not {checkpoint_dir!r}: "
+                         f"model names (125m ... 13b) are shapes without weights")
+    program = IntegerProgram.from_model(load_checkpoint(src))
+    if program.hidden_size % lanes or program.intermediate_size % lanes:
+        raise ValueError(f"--lanes {lanes} must divide the hidden size {program.hidden_size} and the GLU width "
+                         f"{program.intermediate_size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for li, layer in enumerate(program.layers):
+        path = out / f"layer{li:02d}.load.json"
+        path.write_text(json.dumps({"layer": li, "lanes": lanes, "frames": layer_load_frames(layer, lanes)}))
+        paths.append(path)
+    return paths
 
 
 def _load_activity(path, shape):
@@ -130,6 +159,9 @@ def register(subparsers) -> None:
     _add_hw_args(c)
     c.add_argument("--token", type=int, default=None, help="token id whose embedding row is read (default: vocab/2)")
     c.add_argument("--out", default="build/mapping.json", help="mapping file (.json or .json.gz; default build/mapping.json)")
+    c.add_argument("--images", default=None, help="also write per-layer memory images (s_axis_load frames) of a "
+                                                  "checkpoint for the RTL layer top into this folder")
+    c.add_argument("--lanes", type=int, default=8, help="lanes of the RTL layer top the images are for (default 8)")
     c.set_defaults(func=_run_compile)
 
     s = subparsers.add_parser("simulate", help="time and energy per token of a mapping (or of a model)")

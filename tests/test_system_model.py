@@ -261,3 +261,29 @@ def test_measured_activity_from_a_checkpoint(tmp_path):
     assert 0.4 < act.weight_density < 0.9
     with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
         measure_activity(tmp_path / "nope", tmp_path / "text.txt", tmp_path / "tokenizer.json")
+
+
+def test_compile_writes_rtl_memory_images_of_a_checkpoint(tmp_path):
+    """`nmllm compile CHECKPOINT --images DIR` writes, per layer, the s_axis_load frames of the RTL top."""
+    import json
+
+    import torch
+
+    from hw.neurocore_top import layer_load_frames
+    from models.checkpoint import save_checkpoint
+    from models.config import preset
+    from models.integer_program import IntegerProgram
+    from models.mmfree import MMFreeForCausalLM
+    from sim.cli import main
+
+    torch.manual_seed(0)
+    model = MMFreeForCausalLM(preset("tiny"))
+    save_checkpoint(model, tmp_path / "ckpt")
+    assert main(["compile", str(tmp_path / "ckpt"), "--preset", "loihi1", "--chips", "auto", "--out",
+                 str(tmp_path / "m.json"), "--images", str(tmp_path / "img"), "--lanes", "4"]) == 0
+    program = IntegerProgram.from_model(model)
+    for li, layer in enumerate(program.layers):
+        image = json.loads((tmp_path / "img" / f"layer{li:02d}.load.json").read_text())
+        assert image["lanes"] == 4 and image["frames"] == layer_load_frames(layer, 4)
+    assert main(["compile", "370m", "--chips", "auto", "--out", str(tmp_path / "b.json"),
+                 "--images", str(tmp_path / "img2")]) == 2  # a shape has no weights: one clear error
