@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     parser.add_argument("--case", action="append", choices=list(CASES), help="case to simulate (repeatable)")
     args = parser.parse_args(argv)
     names = args.case or [n for n in CASES if not (args.quick and n.startswith("370m"))]
-    detail = Path(__file__).resolve().parent / "results" / "neurocore_detail.json"
+    detail = Path(__file__).resolve().parent / "results" / "details" / "neurocore.json"  # per-token raw data
     # cases not simulated in this run keep their last measurement (--case re-measures one at a time)
     previous = json.loads(detail.read_text()) if detail.exists() else {}
     results = {n: previous[n] for n in CASES if n in previous and n not in names}
