@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 from pathlib import Path
 from typing import Callable, Optional
@@ -151,24 +150,10 @@ def hf_text_perplexity(logits_fn: Callable[[torch.Tensor], torch.Tensor], tokeni
                        window: int = 256, stride: int = 128, max_tokens: Optional[int] = None,
                        batch_size: int = 8, progress: bool = False) -> dict:
     """:func:`models.perplexity.text_perplexity` for a Hugging Face tokenizer (see the module docstring)."""
-    from models.perplexity import sequence_nll
+    from models.perplexity import text_perplexity
 
-    backend = tokenizer.backend_tokenizer
-    ids = backend.encode(text, add_special_tokens=False).ids
-    if max_tokens is not None and max_tokens < len(ids):
-        ids = ids[:max_tokens]
-        text = backend.decode(ids, skip_special_tokens=False)
-    if not ids:
-        raise ValueError("the text has no tokens")
-    words = len(text.split())
-    n_bytes = len(text.encode("utf-8"))
     ctx = context_token_id(tokenizer)
-    r = sequence_nll(logits_fn, ids, window, stride, context_id=ctx, batch_size=batch_size, progress=progress)
-    nll = r["nll"]
-    r.update({
-        "words": words, "bytes": n_bytes, "window": window, "stride": stride, "context_id": ctx,
-        "token_ppl": math.exp(nll / r["tokens"]),
-        "word_ppl": math.exp(nll / words) if words else float("nan"),
-        "bits_per_byte": nll / math.log(2) / n_bytes,
-    })
+    r = text_perplexity(logits_fn, tokenizer.backend_tokenizer, text, window=window, stride=stride,
+                        max_tokens=max_tokens, batch_size=batch_size, progress=progress, context_id=ctx)
+    r["context_id"] = ctx
     return r

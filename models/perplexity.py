@@ -110,8 +110,10 @@ def sequence_nll(logits_fn: LogitsFn, ids: Sequence[int], window: int, stride: i
 
 
 def text_perplexity(logits_fn: LogitsFn, tokenizer, text: str, window: int = 256, stride: int = 128,
-                    max_tokens: Optional[int] = None, batch_size: int = 8, progress: bool = False) -> dict:
-    """Token-level and word-level perplexity and bits per byte of ``text`` (see the module docstring)."""
+                    max_tokens: Optional[int] = None, batch_size: int = 8, progress: bool = False,
+                    context_id: int = EOS_ID) -> dict:
+    """Token-level and word-level perplexity and bits per byte of ``text`` (see the module docstring);
+    ``tokenizer`` is a ``tokenizers.Tokenizer``, ``context_id`` the token prepended as context."""
     ids = tokenizer.encode(text, add_special_tokens=False).ids
     if max_tokens is not None and max_tokens < len(ids):
         ids = ids[:max_tokens]
@@ -120,7 +122,8 @@ def text_perplexity(logits_fn: LogitsFn, tokenizer, text: str, window: int = 256
         raise ValueError("the text has no tokens")
     words = len(text.split())
     n_bytes = len(text.encode("utf-8"))
-    r = sequence_nll(logits_fn, ids, window, stride, batch_size=batch_size, progress=progress)
+    r = sequence_nll(logits_fn, ids, window, stride, context_id=context_id, batch_size=batch_size,
+                     progress=progress)
     nll = r["nll"]
     r.update({
         "words": words, "bytes": n_bytes, "window": window, "stride": stride,
