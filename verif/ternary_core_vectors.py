@@ -14,6 +14,8 @@ from hw.ternary_core import SCALE_MULTIPLIER_BITS, TernaryCore, pack_scale, weig
 from models import numformat
 from models.ternary_kernels import ternary_matvec_batch
 
+from .ternary_matvec_vectors import random_activations, random_ternary
+
 __all__ = ["make_vectors"]
 
 
@@ -42,12 +44,10 @@ def make_vectors(unit: TernaryCore, *, seed: int, n_random: int) -> dict:
     acc_bits = unit.acc_bits
 
     def random_weights():
-        return rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(n, k), p=[0.3, 0.4, 0.3])
+        return random_ternary(rng, n, k)
 
     def random_acts(count):
-        xs = rng.integers(lo, hi + 1, size=(count, k))
-        sparsity = rng.choice([0.0, 0.5, 0.9, 1.0], size=(count, 1), p=[0.3, 0.3, 0.3, 0.1])
-        return np.where(rng.random((count, k)) < sparsity, 0, xs)
+        return random_activations(rng, count, k, unit.act_bits)
 
     def random_scales(count):
         mult = rng.integers(1 << (SCALE_MULTIPLIER_BITS - 2), (1 << (SCALE_MULTIPLIER_BITS - 1)) + 1, size=count)

@@ -13,7 +13,20 @@ from hw.ternary_matvec import TernaryMatVec, weight_memory_image
 from models import numformat
 from models.ternary_kernels import ternary_matvec
 
-__all__ = ["make_vectors"]
+__all__ = ["make_vectors", "random_ternary", "random_activations"]
+
+
+def random_ternary(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """An (n, k) ternary matrix: 30 % -1, 40 % 0, 30 % +1."""
+    return rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(n, k), p=[0.3, 0.4, 0.3])
+
+
+def random_activations(rng: np.random.Generator, count: int, k: int, act_bits: int) -> np.ndarray:
+    """``count`` activation vectors of length ``k``, each with a random sparsity of 0, 50, 90 or 100 %."""
+    lo, hi = numformat.act_range(act_bits)
+    xs = rng.integers(lo, hi + 1, size=(count, k))
+    sparsity = rng.choice([0.0, 0.5, 0.9, 1.0], size=(count, 1), p=[0.3, 0.3, 0.3, 0.1])
+    return np.where(rng.random((count, k)) < sparsity, 0, xs)
 
 
 def _phase(name: str, unit: TernaryMatVec, weights: np.ndarray, xs: np.ndarray, stalls: bool) -> dict:
@@ -38,12 +51,10 @@ def make_vectors(unit: TernaryMatVec, *, seed: int, n_random: int) -> dict:
     lo, hi = numformat.act_range(unit.act_bits)
 
     def random_weights():
-        return rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(n, k), p=[0.3, 0.4, 0.3])
+        return random_ternary(rng, n, k)
 
     def random_acts(count):
-        xs = rng.integers(lo, hi + 1, size=(count, k))
-        sparsity = rng.choice([0.0, 0.5, 0.9, 1.0], size=(count, 1), p=[0.3, 0.3, 0.3, 0.1])
-        return np.where(rng.random((count, k)) < sparsity, 0, xs)
+        return random_activations(rng, count, k, unit.act_bits)
 
     extremes = np.array([np.full(k, lo), np.full(k, hi)])
     ones = np.ones((n, k), dtype=np.int8)
