@@ -65,10 +65,12 @@ def expected_shapes(config: MMFreeConfig) -> dict[str, tuple[int, ...]]:
     for li in range(config.num_hidden_layers):
         p = f"model.layers.{li}"
         shapes[f"{p}.attn_norm.weight"] = (d,)
-        for proj in ("i_proj", "f_proj", "g_proj"):
+        spike = config.token_mixer == "spike_attention"
+        for proj in ("q_proj", "k_proj", "v_proj") if spike else ("i_proj", "f_proj", "g_proj"):
             shapes[f"{p}.attn.{proj}.weight"] = (e, d)
             shapes[f"{p}.attn.{proj}.norm.weight"] = (d,)
-        shapes[f"{p}.attn.g_norm.weight"] = (e,)
+        if not spike:
+            shapes[f"{p}.attn.g_norm.weight"] = (e,)
         shapes[f"{p}.attn.o_proj.weight"] = (d, e)
         shapes[f"{p}.attn.o_proj.norm.weight"] = (e,)
         shapes[f"{p}.mlp_norm.weight"] = (d,)

@@ -32,10 +32,14 @@ from typing import Any, Optional
 
 MODEL_TYPE = "hgrn_bit"
 
+#: This project's fields (not upstream); left out of ``config.json`` for an MLGRU model.
+_PROJECT_FIELDS = ("token_mixer", "spike_timesteps", "spike_decay_shifts")
 #: Fields written to ``config.json`` besides the dataclass fields.
 _EXTRA_JSON = {"model_type": MODEL_TYPE, "architectures": ["HGRNBitForCausalLM"]}
 
 _SUPPORTED_ATTN_MODES = ("fused_recurrent",)
+#: Token mixers: the upstream MLGRU, or this project's spike-based linear attention.
+TOKEN_MIXERS = ("mlgru", "spike_attention")
 _SUPPORTED_ACTS = ("swish", "silu")
 
 
@@ -82,6 +86,14 @@ class MMFreeConfig:
         Share ``lm_head.weight`` with ``model.embeddings.weight``.
     initializer_range : float
         Standard deviation of the normal initialisation.
+    token_mixer : str
+        ``"mlgru"`` (upstream) or ``"spike_attention"`` (spike-based linear attention with ``num_heads``
+        heads, see ``models/spike_attention.py``). Not an upstream field; written only when not ``"mlgru"``.
+    spike_timesteps : int
+        Timesteps ``T`` of the spike-coded q and v of the spike attention.
+    spike_decay_shifts : list of int or None
+        Per-head decay shifts of the spike attention state (decay ``1 - 2**-s``); None spreads them over
+        2..8.
     extra : dict
         Unknown fields found in a loaded ``config.json`` (for example ``transformers_version``); kept
         so that a save writes them back.
@@ -109,6 +121,9 @@ class MMFreeConfig:
     tie_word_embeddings: bool = False
     initializer_range: float = 0.02
     fuse_cross_entropy: bool = True
+    token_mixer: str = "mlgru"
+    spike_timesteps: int = 4
+    spike_decay_shifts: Optional[list] = None
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -133,7 +148,8 @@ class MMFreeConfig:
         """Total parameter count (tied embeddings counted once)."""
         d, e, m, L, V = (self.hidden_size, self.input_dim, self.mlp_intermediate_size,
                          self.num_hidden_layers, self.vocab_size)
-        attn = 3 * (d * e + d) + (e * d + e) + e          # i,f,g (+ norms), o (+ norm), g_norm
+        attn = 3 * (d * e + d) + (e * d + e)              # i,f,g or q,k,v (+ norms), o (+ norm)
+        attn += e if self.token_mixer == "mlgru" else 0    # MLGRU g_norm
         mlp = (d * 2 * m + d) + (m * d + m)               # gate (+norm), down (+norm)
         block = attn + mlp + 2 * d                        # attn_norm, mlp_norm
         total = V * d + L * block + d                     # embeddings, layers, final norm
@@ -158,6 +174,15 @@ class MMFreeConfig:
             raise ValueError(f"hidden_size * expand_ratio ({self.input_dim}) must be divisible by num_heads ({self.num_heads})")
         if self.attn_mode not in _SUPPORTED_ATTN_MODES:
             raise ValueError(f"attn_mode must be one of {_SUPPORTED_ATTN_MODES}, got {self.attn_mode!r}")
+        if self.token_mixer not in TOKEN_MIXERS:
+            raise ValueError(f"token_mixer must be one of {TOKEN_MIXERS}, got {self.token_mixer!r}")
+        if self.token_mixer == "spike_attention":
+            from models.spike_attention import check_decay_shifts, check_timesteps
+            check_timesteps(self.spike_timesteps)
+            if self.spike_decay_shifts is not None:
+                check_decay_shifts(self.spike_decay_shifts, self.num_heads)
+            if self.use_lower_bound:
+                raise ValueError("token_mixer='spike_attention' has no forget gate: set use_lower_bound=False")
         if self.hidden_act not in _SUPPORTED_ACTS:
             raise ValueError(f"hidden_act must be one of {_SUPPORTED_ACTS}, got {self.hidden_act!r}")
         if self.use_lower_bound and self.expand_ratio != 1:
@@ -180,6 +205,8 @@ class MMFreeConfig:
         """The ``config.json`` content: upstream field names plus ``model_type``, then kept extras."""
         d: dict[str, Any] = dict(self.extra)
         for f in dataclasses.fields(self):
+            if f.name in _PROJECT_FIELDS and self.token_mixer == "mlgru":
+                continue      # an upstream model's config.json stays upstream
             if f.name != "extra":
                 d[f.name] = getattr(self, f.name)
         d.update(_EXTRA_JSON)
@@ -215,6 +242,12 @@ class MMFreeConfig:
             return cls.from_dict(json.loads(s))
         with open(s, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
+
+    @property
+    def decay_shifts(self) -> list[int]:
+        """The spike attention's per-head decay shifts (given or default)."""
+        from models.spike_attention import default_decay_shifts
+        return list(self.spike_decay_shifts) if self.spike_decay_shifts is not None else default_decay_shifts(self.num_heads)
 
     def replace(self, **changes: Any) -> "MMFreeConfig":
         """A validated copy with some fields changed."""

@@ -138,6 +138,9 @@ class IntegerProgram:
         import torch
 
         cfg = model.config
+        if cfg.token_mixer != "mlgru":
+            raise ProgramError(f"the integer program covers the MLGRU token mixer, not {cfg.token_mixer!r}: "
+                               "evaluate this model with --engine float (its attention already runs the exact integers)")
         with torch.no_grad():
             t = lambda x: x.detach().double().cpu().numpy()  # noqa: E731
             lbs = model.model.layer_lower_bounds()

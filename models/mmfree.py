@@ -42,6 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.config import MMFreeConfig
+from models.spike_attention import exact_attention, parallel_attention, spike_counts
 
 #: eps of the RMSNorm fused into every BitLinear (upstream's fused kernel default, whatever the config).
 BITLINEAR_NORM_EPS = 1e-6
@@ -238,6 +239,58 @@ class MLGRU(nn.Module):
         return self._out(x, h), h
 
 
+class SpikeLinearAttention(nn.Module):
+    """Spike-based linear attention token mixer (``token_mixer="spike_attention"``, key prefix ``attn``).
+
+    ``q, k, v = q_proj(x), k_proj(x), v_proj(x)`` (ternary BitLinears, as every projection), turned into
+    spike counts over ``T = spike_timesteps`` (q in [0, T], k in {0, 1}, v in [-T, T]), mixed per head by
+    the additions-only KV state of :mod:`models.spike_attention`, then ``o_proj``. The forward pass always
+    computes the exact integers of the golden model; with autograd on, the gradient comes from the
+    real-valued parallel form (:func:`parallel_attention`, the same computation without the flooring of
+    the decay) — a straight-through estimator for the flooring.
+    """
+
+    def __init__(self, config: MMFreeConfig, layer_idx: int):
+        super().__init__()
+        d, e = config.hidden_size, config.input_dim
+        self.layer_idx = layer_idx
+        self.num_heads, self.head_dim = config.num_heads, e // config.num_heads
+        self.timesteps = config.spike_timesteps
+        self.shifts = config.decay_shifts
+        self.q_proj = BitLinear(d, e)
+        self.k_proj = BitLinear(d, e)
+        self.v_proj = BitLinear(d, e)
+        self.o_proj = BitLinear(e, d)
+
+    def counts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Spike counts ``(n_q, n_k, n_v)``, each (..., heads, head_dim), of hidden states x (..., hidden)."""
+        T = self.timesteps
+        heads = lambda y: y.view(*y.shape[:-1], self.num_heads, self.head_dim)  # noqa: E731
+        return (heads(spike_counts(self.q_proj(x), 0, T)), heads(spike_counts(self.k_proj(x), 0, 1)),
+                heads(spike_counts(self.v_proj(x), -T, T)))
+
+    def forward(self, x: torch.Tensor, lower_bound: Optional[torch.Tensor] = None,
+                state: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L, hidden) → (output (B, L, hidden), last KV state (B, heads, head_dim, head_dim)).
+        ``lower_bound`` is ignored (there is no forget gate)."""
+        nq, nk, nv = self.counts(x)
+        exact, last = exact_attention(nq, nk, nv, self.shifts, state)
+        o = exact.to(x.dtype)
+        if torch.is_grad_enabled() and nq.requires_grad:
+            real = parallel_attention(nq, nk, nv, self.shifts)
+            o = real + (o - real).detach()
+        return self.o_proj(o.flatten(-2)), last.to(x.dtype)
+
+    def step(self, x: torch.Tensor, lower_bound: Optional[torch.Tensor], state: torch.Tensor):
+        """One token: x (B, hidden), state (B, heads, head_dim, head_dim) → (output (B, hidden), state)."""
+        out, last = self.forward(x.unsqueeze(1), lower_bound, state)
+        return out.squeeze(1), last
+
+
+#: Token mixers by ``config.token_mixer``.
+TOKEN_MIXERS = {"mlgru": MLGRU, "spike_attention": SpikeLinearAttention}
+
+
 class GLU(nn.Module):
     """Gated linear unit channel mixer (upstream ``HGRNBitMLP``, key prefix ``mlp``)."""
 
@@ -259,7 +312,7 @@ class Block(nn.Module):
     def __init__(self, config: MMFreeConfig, layer_idx: int):
         super().__init__()
         self.attn_norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.attn = MLGRU(config, layer_idx)
+        self.attn = TOKEN_MIXERS[config.token_mixer](config, layer_idx)
         self.mlp_norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mlp = GLU(config)
 
@@ -341,8 +394,14 @@ class MMFreeForCausalLM(nn.Module):
         cfg = self.config
         std = cfg.initializer_range
         for layer in self.model.layers:
-            for p in (layer.attn.i_proj, layer.attn.f_proj, layer.attn.g_proj, layer.attn.o_proj):
-                nn.init.xavier_uniform_(p.weight, gain=2 ** -2.5)
+            attn = layer.attn
+            if isinstance(attn, SpikeLinearAttention):
+                for p in (attn.q_proj, attn.k_proj, attn.v_proj):   # outputs of about 1.3 threshold units
+                    nn.init.normal_(p.weight, 0.0, 2.0 / math.sqrt(cfg.hidden_size))
+                nn.init.xavier_uniform_(attn.o_proj.weight, gain=2 ** -2.5)
+            else:
+                for p in (attn.i_proj, attn.f_proj, attn.g_proj, attn.o_proj):
+                    nn.init.xavier_uniform_(p.weight, gain=2 ** -2.5)
             nn.init.normal_(layer.mlp.gate_proj.weight, 0.0, std)
             nn.init.normal_(layer.mlp.down_proj.weight, 0.0, std)
             layer.mlp.down_proj.weight /= math.sqrt(2 * cfg.num_hidden_layers)
@@ -371,9 +430,13 @@ class MMFreeForCausalLM(nn.Module):
         return self
 
     def init_state(self, batch_size: int) -> torch.Tensor:
-        """Zero recurrent state, shape (layers, batch, input_dim)."""
-        p = self.model.embeddings.weight
-        return p.new_zeros(self.config.num_hidden_layers, batch_size, self.config.input_dim)
+        """Zero recurrent state: (layers, batch, input_dim) for MLGRU, (layers, batch, heads, head_dim,
+        head_dim) for spike attention."""
+        cfg, p = self.config, self.model.embeddings.weight
+        if cfg.token_mixer == "spike_attention":
+            dh = cfg.input_dim // cfg.num_heads
+            return p.new_zeros(cfg.num_hidden_layers, batch_size, cfg.num_heads, dh, dh)
+        return p.new_zeros(cfg.num_hidden_layers, batch_size, cfg.input_dim)
 
     # ------------------------------------------------------------------ compute
     def forward(self, input_ids: torch.Tensor, state: Optional[torch.Tensor] = None,

@@ -43,7 +43,16 @@ projection outputs     int32, Q ``OUT_FRAC``        BitLinear results, logits
 gates ``f``, sigmoid   uint16, Q ``GATE_FRAC``      in [0, 1]
 lower bound ``lb``     uint16, Q ``GATE_FRAC``      per layer and channel
 MLGRU state ``h``      ``STATE_BITS``, Q OUT_FRAC   saturating, held between tokens
+spike counts q, k, v   small ints over T timesteps  q in [0, T], k in {0, 1}, v in [-T, T]
+attention KV state S   ``ATTN_STATE_BITS``, Q        saturating, per head (dh x dh), held between
+                       ``ATTN_STATE_FRAC``           tokens, decayed by ``S - (S >> s_h)``
+attention output       ``ATTN_OUT_BITS``, Q          sum of state rows selected by q spikes
+                       ``ATTN_STATE_FRAC``
 =====================  ===========================  ===========================================
+
+Spike linear attention (:mod:`models.spike_attention`): a projection output ``y`` (Q ``OUT_FRAC``) becomes a
+spike count ``clamp(round_shift(y, OUT_FRAC), lo, hi)`` — an integrate-and-fire neuron with threshold 1
+driven by ``y`` for ``T = SPIKE_TIMESTEPS`` timesteps — emitted as that many binary (signed for v) spikes.
 
 BitLinear in integers (:func:`absmax_quantize`, :func:`bitlinear_scale`): the absmax code
 ``round(127 z / max|z|)`` of ``z = RMSNorm(u) * g`` does not depend on the RMS factor, so the codes come
@@ -66,6 +75,7 @@ __all__ = [
     "check_act_bits", "act_range", "acc_bits", "saturate", "round_shift",
     "encode_ternary", "decode_ternary", "quantize_multiplier", "requantize",
     "EMBED_FRAC", "RESID_FRAC", "GAIN_FRAC", "GAIN_BITS", "OUT_FRAC", "GATE_FRAC", "STATE_BITS", "RESID_BITS",
+    "SPIKE_TIMESTEPS", "ATTN_STATE_FRAC", "ATTN_STATE_BITS", "ATTN_OUT_BITS", "MAX_DECAY_SHIFT",
     "QUANT_MAX", "RECIP_BITS", "SIGMOID_RANGE", "SIGMOID_STEP_BITS", "SIGMOID_TABLE", "RSQRT_TABLE",
     "RSQRT_TABLE_BITS", "to_fixed", "pwl_lookup", "sigmoid_q", "silu_q", "rsqrt", "absmax_quantize",
     "bitlinear_scale", "apply_scale",
@@ -271,6 +281,17 @@ OUT_FRAC = 16
 GATE_FRAC = 15
 #: Width of the MLGRU state ``h`` (Q OUT_FRAC, so the range is ±2**(STATE_BITS-1-OUT_FRAC) = ±128).
 STATE_BITS = 24
+#: Timesteps of the spike-coded attention inputs (q and v counts are at most this).
+SPIKE_TIMESTEPS = 4
+#: Fractional bits of the spike-attention KV state (a key-value spike pair adds ``2**ATTN_STATE_FRAC``).
+ATTN_STATE_FRAC = 8
+#: Width of the spike-attention KV state words (saturating).
+ATTN_STATE_BITS = 24
+#: Width of the spike-attention output words (saturating).
+ATTN_OUT_BITS = 32
+#: Largest per-head decay shift ``s_h`` (decay ``1 - 2**-s_h`` per token); with ``s_h <= ATTN_STATE_FRAC``
+#: the flooring of the decay costs less than one key-value pair's worth of state.
+MAX_DECAY_SHIFT = 8
 #: Largest activation code the absmax quantizer produces.
 QUANT_MAX = 127
 #: Significant bits of the per-token reciprocal used by the absmax quantizer.
