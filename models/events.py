@@ -39,6 +39,11 @@ class LayerEvents:
         Bytes of recurrent state written.
     activation_bytes : int
         Bytes of activations moved between units (inputs read + outputs written, at their widths).
+    spikes : int
+        Binary spikes of the spike attention's q, k and v (0 for MLGRU).
+    attention_ops : int
+        Spike-gated additions of the spike attention: one per (key spike, value spike) pair into the
+        KV state, one per (q spike, state column) into the output (0 for MLGRU).
     """
 
     input_events: int = 0
@@ -51,6 +56,8 @@ class LayerEvents:
     state_bytes_read: int = 0
     state_bytes_written: int = 0
     activation_bytes: int = 0
+    spikes: int = 0
+    attention_ops: int = 0
 
     def __add__(self, other: "LayerEvents") -> "LayerEvents":
         return LayerEvents(**{f: getattr(self, f) + getattr(other, f) for f in EVENT_FIELDS})

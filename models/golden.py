@@ -19,7 +19,8 @@ import numpy as np
 
 from . import numformat as nf
 from .events import LayerEvents
-from .integer_program import PROJECTIONS, IntegerProgram, Projection
+from .integer_program import IntegerProgram, Projection
+from .spike_attention import head_step, spike_counts_int, spike_trains
 
 __all__ = ["pack_codes", "GoldenModel"]
 
@@ -290,7 +291,15 @@ class GoldenModel:
         self.layers = [{
             "attn_gain": layer.attn_gain.astype(np.int64), "g_norm_gain": layer.g_norm_gain.astype(np.int64),
             "lower_bound": layer.lower_bound.astype(np.int64), "mlp_gain": layer.mlp_gain.astype(np.int64),
-            **{n: _PackedProjection(layer.proj[n]) for n in PROJECTIONS}} for layer in program.layers]
+            **{n: _PackedProjection(layer.proj[n]) for n in program.projections}} for layer in program.layers]
+        self.projections = program.projections
+        self.token_mixer, self.timesteps = program.token_mixer, program.timesteps
+        self.decay_shifts = list(program.decay_shifts)
+        heads = program.num_heads
+        dh = program.input_dim // heads
+        #: spike attention KV state per layer and head, Q ATTN_STATE_FRAC (unused by MLGRU)
+        self.attn_state = np.zeros((len(program.layers), heads, dh, dh) if self.token_mixer == "spike_attention"
+                                   else (0, 0, 0, 0), dtype=np.int64)
         d, e, m = program.hidden_size, program.input_dim, program.intermediate_size
         self._u = np.zeros(d, dtype=np.int64)
         self._v = np.zeros(e, dtype=np.int64)
@@ -302,10 +311,11 @@ class GoldenModel:
     def reset(self) -> None:
         """Zero the recurrent state (a new sequence)."""
         self.state[:] = 0
+        self.attn_state[:] = 0
 
     def weight_bytes(self) -> int:
         """Bytes of packed weights held (one copy)."""
-        projs = [self.lm_head] + [L[n] for L in self.layers for n in PROJECTIONS]
+        projs = [self.lm_head] + [L[n] for L in self.layers for n in self.projections]
         return sum(p.packed.nbytes for p in projs)
 
     def layer_step(self, li: int, x: np.ndarray) -> LayerEvents:
@@ -317,20 +327,44 @@ class GoldenModel:
         u = self._u
         _scale_vec(x, L["attn_gain"], nf.GAIN_FRAC, u)
         ss_k = _sum_squares(u)
-        yi = L["i_proj"](u, ss_k, self._ev, ev).copy()
-        yf = L["f_proj"](u, ss_k, self._ev, ev).copy()
-        yg = L["g_proj"](u, ss_k, self._ev, ev)
-        _mlgru_cell(yi, yf, yg, L["lower_bound"], L["g_norm_gain"], self.state[li], self._v)
+        if self.token_mixer == "spike_attention":
+            self._spike_mixer(li, u, ss_k, ev)
+        else:
+            yi = L["i_proj"](u, ss_k, self._ev, ev).copy()
+            yf = L["f_proj"](u, ss_k, self._ev, ev).copy()
+            yg = L["g_proj"](u, ss_k, self._ev, ev)
+            _mlgru_cell(yi, yf, yg, L["lower_bound"], L["g_norm_gain"], self.state[li], self._v)
+            ev.state_updates += e
+            ev.state_bytes_read += e * nf.STATE_BITS // 8
+            ev.state_bytes_written += e * nf.STATE_BITS // 8
+            ev.nonlinear_evals += 3 * e  # sigmoid(f), SiLU(i), SiLU(h)
         _residual_add(x, L["o_proj"](self._v, _sum_squares(self._v), self._ev, ev))
         _scale_vec(x, L["mlp_gain"], nf.GAIN_FRAC, u)
         gu = L["gate_proj"](u, _sum_squares(u), self._ev, ev)
         _glu(gu, m, self._v2)
         _residual_add(x, L["down_proj"](self._v2, _sum_squares(self._v2), self._ev, ev))
-        ev.state_updates += e
-        ev.state_bytes_read += e * nf.STATE_BITS // 8
-        ev.state_bytes_written += e * nf.STATE_BITS // 8
-        ev.nonlinear_evals += 3 * e + m + 4  # sigmoid(f), SiLU(i), SiLU(h), SiLU(g), 4 rsqrt
+        ev.nonlinear_evals += m + 4  # SiLU(g) of the GLU, 4 rsqrt
         return ev
+
+    def _spike_mixer(self, li: int, u: np.ndarray, ss_k: tuple[int, int], ev: LayerEvents) -> None:
+        """Spike attention of layer ``li``: q/k/v projections, spike counts, one :func:`head_step` per head;
+        leaves the o_proj input (Q ATTN_STATE_FRAC) in ``self._v``."""
+        L, T = self.layers[li], self.timesteps
+        nq = spike_counts_int(L["q_proj"](u, ss_k, self._ev, ev), 0, T)
+        nk = spike_counts_int(L["k_proj"](u, ss_k, self._ev, ev), 0, 1)
+        nv = spike_counts_int(L["v_proj"](u, ss_k, self._ev, ev), -T, T)
+        S = self.attn_state[li]
+        heads, dh = S.shape[0], S.shape[1]
+        for h in range(heads):
+            c = slice(h * dh, (h + 1) * dh)
+            o, aev = head_step(S[h], self.decay_shifts[h], nk[c], spike_trains(nv[c], T), spike_trains(nq[c], T))
+            self._v[c] = o
+            ev.spikes += aev.spikes
+            ev.attention_ops += aev.kv_adds + aev.out_adds
+            ev.state_updates += aev.state_updates
+        cells = heads * dh * dh
+        ev.state_bytes_read += cells * nf.ATTN_STATE_BITS // 8
+        ev.state_bytes_written += cells * nf.ATTN_STATE_BITS // 8
 
     def embed(self, token: int) -> np.ndarray:
         """The residual stream entering layer 0 for ``token`` (int64, Q RESID_FRAC)."""

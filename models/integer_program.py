@@ -23,12 +23,22 @@ import numpy as np
 
 from . import numformat as nf
 
-__all__ = ["ProgramError", "Projection", "Layer", "IntegerProgram", "PROJECTIONS"]
+__all__ = ["ProgramError", "Projection", "Layer", "IntegerProgram", "PROJECTIONS", "layer_projections"]
 
-#: The ternary projections of one layer, in execution order.
+#: The ternary projections of one MLGRU layer, in execution order.
 PROJECTIONS = ("i_proj", "f_proj", "g_proj", "o_proj", "gate_proj", "down_proj")
 #: Those of the MLGRU token mixer (checkpoint prefix ``attn``); the rest are the GLU's (``mlp``).
 MLGRU_PROJECTIONS = ("i_proj", "f_proj", "g_proj", "o_proj")
+#: The token-mixer projections of the spike attention (``attn.q_proj`` ...).
+SPIKE_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+_MIXER_PROJECTIONS = {"mlgru": MLGRU_PROJECTIONS, "spike_attention": SPIKE_PROJECTIONS}
+
+
+def layer_projections(token_mixer: str) -> tuple[str, ...]:
+    """The ternary projections of one layer with this token mixer, in execution order."""
+    if token_mixer not in _MIXER_PROJECTIONS:
+        raise ProgramError(f"unknown token mixer {token_mixer!r}: choose one of {', '.join(_MIXER_PROJECTIONS)}")
+    return _MIXER_PROJECTIONS[token_mixer] + ("gate_proj", "down_proj")
 
 #: Largest fan-in a BitLinear may have (keeps every sum of squares below 2**63).
 MAX_BITLINEAR_FAN_IN = 1 << 22
@@ -101,6 +111,12 @@ def _gain(weight: np.ndarray, name: str) -> np.ndarray:
     return _fixed_or_refuse(weight, nf.GAIN_FRAC, nf.GAIN_BITS, name)
 
 
+def _projection_shapes(d: int, e: int, m: int) -> dict[str, tuple[int, int]]:
+    """(fan-in, fan-out) of every projection name of either token mixer."""
+    return {**{n: (d, e) for n in ("i_proj", "f_proj", "g_proj", "q_proj", "k_proj", "v_proj")},
+            "o_proj": (e, d), "gate_proj": (d, 2 * m), "down_proj": (m, d)}
+
+
 def _check_range(name: str, values: np.ndarray, bits: int, unsigned: bool = False) -> None:
     lo, hi = (0, (1 << bits) - 1) if unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     if values.size and (values.min() < lo or values.max() > hi):
@@ -109,10 +125,10 @@ def _check_range(name: str, values: np.ndarray, bits: int, unsigned: bool = Fals
 
 @dataclass
 class Layer:
-    """One block: MLGRU token mixer and GLU channel mixer, as integers."""
+    """One block: token mixer (MLGRU or spike attention) and GLU channel mixer, as integers."""
 
     attn_gain: np.ndarray           # attn_norm.weight, Q GAIN_FRAC
-    g_norm_gain: np.ndarray         # attn.g_norm.weight, Q GAIN_FRAC
+    g_norm_gain: np.ndarray         # attn.g_norm.weight, Q GAIN_FRAC (unit gains: spike attention has none)
     lower_bound: np.ndarray         # forget-gate lower bound, Q GATE_FRAC (zeros: none)
     mlp_gain: np.ndarray            # mlp_norm.weight, Q GAIN_FRAC
     proj: dict[str, Projection] = field(default_factory=dict)
@@ -130,6 +146,15 @@ class IntegerProgram:
     layers: list[Layer]
     final_gain: np.ndarray          # model.norm.weight, Q GAIN_FRAC
     lm_head: Projection
+    token_mixer: str = "mlgru"      # or "spike_attention" (then the three fields below apply)
+    num_heads: int = 1
+    timesteps: int = nf.SPIKE_TIMESTEPS
+    decay_shifts: tuple = ()
+
+    @property
+    def projections(self) -> tuple[str, ...]:
+        """The ternary projections of each layer, in execution order."""
+        return layer_projections(self.token_mixer)
 
     # ------------------------------------------------------------------------------ construction
     @classmethod
@@ -138,21 +163,21 @@ class IntegerProgram:
         import torch
 
         cfg = model.config
-        if cfg.token_mixer != "mlgru":
-            raise ProgramError(f"the integer program covers the MLGRU token mixer, not {cfg.token_mixer!r}: "
-                               "evaluate this model with --engine float (its attention already runs the exact integers)")
+        names = layer_projections(cfg.token_mixer)
+        spike = cfg.token_mixer == "spike_attention"
         with torch.no_grad():
             t = lambda x: x.detach().double().cpu().numpy()  # noqa: E731
             lbs = model.model.layer_lower_bounds()
             layers = []
             for li, blk in enumerate(model.model.layers):
-                owner = {n: blk.attn if n in MLGRU_PROJECTIONS else blk.mlp for n in PROJECTIONS}
+                owner = {n: blk.mlp if n in ("gate_proj", "down_proj") else blk.attn for n in names}
                 proj = {n: Projection.from_float(t(getattr(owner[n], n).weight), t(getattr(owner[n], n).norm.weight))
-                        for n in PROJECTIONS}
+                        for n in names}
                 lb = np.zeros(cfg.input_dim) if lbs is None or li == 0 else t(lbs[li])
+                g_norm = np.ones(cfg.input_dim) if spike else t(blk.attn.g_norm.weight)
                 layers.append(Layer(
                     attn_gain=_gain(t(blk.attn_norm.weight), f"layer {li} attn_norm.weight"),
-                    g_norm_gain=_gain(t(blk.attn.g_norm.weight), f"layer {li} attn.g_norm.weight"),
+                    g_norm_gain=_gain(g_norm, f"layer {li} attn.g_norm.weight"),
                     lower_bound=np.clip(nf.to_fixed(lb, nf.GATE_FRAC, nf.GATE_FRAC + 2), 0, 1 << nf.GATE_FRAC),
                     mlp_gain=_gain(t(blk.mlp_norm.weight), f"layer {li} mlp_norm.weight"),
                     proj=proj))
@@ -163,9 +188,17 @@ class IntegerProgram:
                                            "model.embeddings.weight"),
                 layers=layers,
                 final_gain=_gain(t(model.model.norm.weight), "model.norm.weight"),
-                lm_head=Projection.from_float(t(model.lm_head.weight), t(model.lm_head.norm.weight)))
+                lm_head=Projection.from_float(t(model.lm_head.weight), t(model.lm_head.norm.weight)),
+                **cls._mixer_fields(cfg))
         program.validate()
         return program
+
+    @staticmethod
+    def _mixer_fields(cfg) -> dict:
+        if cfg.token_mixer == "mlgru":
+            return {}
+        return dict(token_mixer=cfg.token_mixer, num_heads=cfg.num_heads, timesteps=cfg.spike_timesteps,
+                    decay_shifts=tuple(cfg.decay_shifts))
 
     @classmethod
     def random(cls, config, seed: int = 0, zero_fraction: float = 0.4) -> "IntegerProgram":
@@ -181,16 +214,15 @@ class IntegerProgram:
             scale = 0.02 * math.sqrt(fan_in) * 2.0 ** (nf.OUT_FRAC - nf.GAIN_FRAC) / nf.QUANT_MAX
             return Projection(codes, np.full(fan_in, unit, dtype=np.int64), *nf.quantize_multiplier(scale))
 
-        shapes = {"i_proj": (d, e), "f_proj": (d, e), "g_proj": (d, e), "o_proj": (e, d),
-                  "gate_proj": (d, 2 * m), "down_proj": (m, d)}
+        shapes = _projection_shapes(d, e, m)
         layers = [Layer(attn_gain=np.full(d, unit, dtype=np.int64), g_norm_gain=np.full(e, unit, dtype=np.int64),
                         lower_bound=np.zeros(e, dtype=np.int64), mlp_gain=np.full(d, unit, dtype=np.int64),
-                        proj={n: proj(*shapes[n]) for n in PROJECTIONS})
+                        proj={n: proj(*shapes[n]) for n in layer_projections(config.token_mixer)})
                   for _ in range(config.num_hidden_layers)]
         emb = rng.normal(0, 0.5, size=(v, d)) * (1 << nf.EMBED_FRAC)
         return cls(vocab_size=v, hidden_size=d, input_dim=e, intermediate_size=m,
                    embedding=nf.saturate(np.round(emb).astype(np.int64), 16).astype(np.int16), layers=layers,
-                   final_gain=np.full(d, unit, dtype=np.int64), lm_head=proj(d, v))
+                   final_gain=np.full(d, unit, dtype=np.int64), lm_head=proj(d, v), **cls._mixer_fields(config))
 
     # ------------------------------------------------------------------------------ checks
     def validate(self) -> "IntegerProgram":
@@ -206,10 +238,17 @@ class IntegerProgram:
         _check_range("final_gain", self.final_gain, nf.GAIN_BITS)
         if not self.layers:
             raise ProgramError("the program has no layers")
-        shapes = {"i_proj": (d, e), "f_proj": (d, e), "g_proj": (d, e), "o_proj": (e, d),
-                  "gate_proj": (d, 2 * m), "down_proj": (m, d)}
+        shapes = _projection_shapes(d, e, m)
+        names = self.projections
+        if self.token_mixer == "spike_attention":
+            from .spike_attention import check_decay_shifts, check_timesteps
+            if e % self.num_heads:
+                raise ProgramError(f"input_dim {e} is not divisible by num_heads {self.num_heads}")
+            check_timesteps(self.timesteps)
+            check_decay_shifts(self.decay_shifts, self.num_heads)
         for li, layer in enumerate(self.layers):
-            for name, (fi, fo) in shapes.items():
+            for name in names:
+                fi, fo = shapes[name]
                 if name not in layer.proj:
                     raise ProgramError(f"layer {li}: projection {name} is missing")
                 layer.proj[name].check(f"layer {li} {name}", fi, fo)
@@ -240,7 +279,9 @@ class IntegerProgram:
                 scales[f"layers.{li}.{name}"] = [p.multiplier, p.shift]
         meta = {"format": "nmllm-integer-program-1", "vocab_size": self.vocab_size,
                 "hidden_size": self.hidden_size, "input_dim": self.input_dim,
-                "intermediate_size": self.intermediate_size, "layers": len(self.layers), "scales": scales}
+                "intermediate_size": self.intermediate_size, "layers": len(self.layers), "scales": scales,
+                "token_mixer": self.token_mixer, "num_heads": self.num_heads, "timesteps": self.timesteps,
+                "decay_shifts": list(self.decay_shifts)}
         path = Path(path)
         np.savez_compressed(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
         return path
@@ -259,6 +300,7 @@ class IntegerProgram:
                 raise ProgramError(f"{path}: unknown program format {meta.get('format')!r}")
             a = {k: f[k] for k in f.files}
         sc = meta["scales"]
+        mixer = meta.get("token_mixer", "mlgru")
 
         def proj(prefix: str) -> Projection:
             try:
@@ -268,8 +310,10 @@ class IntegerProgram:
 
         layers = [Layer(attn_gain=a[f"layers.{li}.attn_gain"], g_norm_gain=a[f"layers.{li}.g_norm_gain"],
                         lower_bound=a[f"layers.{li}.lower_bound"], mlp_gain=a[f"layers.{li}.mlp_gain"],
-                        proj={n: proj(f"layers.{li}.{n}") for n in PROJECTIONS})
+                        proj={n: proj(f"layers.{li}.{n}") for n in layer_projections(mixer)})
                   for li in range(meta["layers"])]
         return cls(vocab_size=meta["vocab_size"], hidden_size=meta["hidden_size"], input_dim=meta["input_dim"],
                    intermediate_size=meta["intermediate_size"], embedding=a["embedding"], layers=layers,
-                   final_gain=a["final_gain"], lm_head=proj("lm_head")).validate()
+                   final_gain=a["final_gain"], lm_head=proj("lm_head"), token_mixer=mixer,
+                   num_heads=meta.get("num_heads", 1), timesteps=meta.get("timesteps", nf.SPIKE_TIMESTEPS),
+                   decay_shifts=tuple(meta.get("decay_shifts", ()))).validate()

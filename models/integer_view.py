@@ -14,6 +14,7 @@ import torch
 
 from . import numformat as nf
 from .integer_program import IntegerProgram, Projection
+from .spike_attention import exact_attention
 
 __all__ = ["IntegerView"]
 
@@ -74,8 +75,26 @@ class IntegerView:
             })
 
     def init_state(self, batch: int) -> torch.Tensor:
-        """Zero MLGRU state (layers, batch, input_dim), Q OUT_FRAC."""
-        return torch.zeros(len(self.layers), batch, self.program.input_dim, dtype=torch.int64)
+        """Zero recurrent state: MLGRU (layers, batch, input_dim) in Q OUT_FRAC, or spike attention
+        (layers, batch, heads, head_dim, head_dim) in Q ATTN_STATE_FRAC."""
+        p = self.program
+        if p.token_mixer == "spike_attention":
+            dh = p.input_dim // p.num_heads
+            return torch.zeros(len(self.layers), batch, p.num_heads, dh, dh, dtype=torch.int64)
+        return torch.zeros(len(self.layers), batch, p.input_dim, dtype=torch.int64)
+
+    def _spike_mixer(self, L: dict, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spike attention: o_proj input (B, T, input_dim) in Q ATTN_STATE_FRAC and the last KV state."""
+        p, ss_k = self.program, nf.sum_of_squares(u)
+        T, heads = p.timesteps, p.num_heads
+
+        def counts(name: str, lo: int, hi: int) -> torch.Tensor:
+            n = nf.round_shift(L[name](u, ss_k), nf.OUT_FRAC).clamp(lo, hi)
+            return n.view(*n.shape[:-1], heads, -1)
+
+        o, last = exact_attention(counts("q_proj", 0, T), counts("k_proj", 0, 1), counts("v_proj", -T, T),
+                                  p.decay_shifts, state)
+        return o.to(torch.int64).flatten(-2), last.to(torch.int64)
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, state: torch.Tensor | None = None):
@@ -85,8 +104,13 @@ class IntegerView:
         state = self.init_state(input_ids.shape[0]) if state is None else state
         finals = []
         for li, L in enumerate(self.layers):
-            # MLGRU token mixer
             u = _sat(nf.round_shift(x * L["attn_gain"], nf.GAIN_FRAC))
+            if self.program.token_mixer == "spike_attention":
+                v, last = self._spike_mixer(L, u, state[li])
+                finals.append(last)
+                x = self._channel_mixer(L, _sat(x + L["o_proj"](v)))
+                continue
+            # MLGRU token mixer
             ss_k = nf.sum_of_squares(u)
             yi, yf, yg = (L[n](u, ss_k) for n in ("i_proj", "f_proj", "g_proj"))
             lb = L["lower_bound"]
@@ -101,13 +125,16 @@ class IntegerView:
             h_all = torch.stack(hs, dim=1)
             v = _sat(nf.round_shift(_sat(nf.round_shift(yg * L["g_norm_gain"], nf.GAIN_FRAC)) * nf.silu_q(h_all),
                                     nf.OUT_FRAC))
-            r = _sat(x + L["o_proj"](v))
-            # GLU channel mixer
-            gu = L["gate_proj"](_sat(nf.round_shift(r * L["mlp_gain"], nf.GAIN_FRAC)))
-            g, up = gu.chunk(2, dim=-1)
-            x = _sat(r + L["down_proj"](_sat(nf.round_shift(nf.silu_q(g) * up, nf.OUT_FRAC))))
+            x = self._channel_mixer(L, _sat(x + L["o_proj"](v)))
         logits = self.lm_head(_sat(nf.round_shift(x * self.final_gain, nf.GAIN_FRAC)))
         return logits, torch.stack(finals)
+
+    @staticmethod
+    def _channel_mixer(L: dict, r: torch.Tensor) -> torch.Tensor:
+        """GLU channel mixer with its residual: ``r + down(SiLU(g) * u)``."""
+        gu = L["gate_proj"](_sat(nf.round_shift(r * L["mlp_gain"], nf.GAIN_FRAC)))
+        g, up = gu.chunk(2, dim=-1)
+        return _sat(r + L["down_proj"](_sat(nf.round_shift(nf.silu_q(g) * up, nf.OUT_FRAC))))
 
     def logits_float(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits as reals (``integer / 2**OUT_FRAC``), float32 — for perplexity."""

@@ -177,7 +177,26 @@ def test_default_decay_shifts_span_short_to_long_memory():
     assert default_decay_shifts(1) == [4]
 
 
-def test_integer_program_refuses_the_spike_mixer_with_a_fix():
-    from models.integer_program import IntegerProgram, ProgramError
-    with pytest.raises(ProgramError, match="--engine float"):
-        IntegerProgram.from_model(MMFreeForCausalLM(spike_config()))
+# ---------------------------------------------------------------------------- integer program, golden model
+def test_golden_model_equals_the_integer_view_for_the_spike_mixer(tmp_path):
+    from models.golden import GoldenModel
+    from models.integer_program import IntegerProgram
+    from models.integer_view import IntegerView
+
+    torch.manual_seed(2)
+    model = MMFreeForCausalLM(spike_config())
+    program = IntegerProgram.from_model(model)
+    assert program.projections[:3] == ("q_proj", "k_proj", "v_proj")
+    program = IntegerProgram.load(program.save(tmp_path / "p.npz"))      # the mixer survives a round trip
+    ids = torch.randint(4, 512, (1, 24))
+    view_logits, _ = IntegerView(program).forward(ids)
+    golden = GoldenModel(program)
+    logits, events = golden.run(ids[0].tolist())
+    assert np.array_equal(logits, view_logits[0].numpy())
+    blocks = events[:-1]
+    assert all(ev.spikes > 0 and ev.attention_ops > 0 for ev in blocks)
+    assert blocks[0].state_updates == 24 * 2 * 16 * 16        # tokens x heads x dh x dh
+    # and the float QAT view is close (a spike count at a rounding boundary may differ by one)
+    with torch.no_grad():
+        cos = torch.nn.functional.cosine_similarity(model(ids).flatten(), IntegerView(program).logits_float(ids).flatten(), 0)
+    assert cos > 0.95
