@@ -50,6 +50,8 @@ class Activity:
     value_density: float
     source: str
     measured: bool
+    #: spike attention only: spike-gated additions per KV-state cell and token (0 for MLGRU)
+    attention_adds_per_cell: float = 0.0
 
     def __post_init__(self) -> None:
         missing = [k for k in KINDS if k not in self.input_nonzero]
@@ -59,17 +61,22 @@ class Activity:
                      "value_density": self.value_density}.items():
             if not (isinstance(v, (int, float)) and 0.0 <= float(v) <= 1.0):
                 raise ValueError(f"activity {k} must be a fraction in [0, 1], got {v!r}")
+        a = self.attention_adds_per_cell
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not a >= 0:
+            raise ValueError(f"attention_adds_per_cell must be a non-negative number, got {a!r}")
 
     def to_dict(self) -> dict:
         return {"input_nonzero": dict(self.input_nonzero), "weight_density": self.weight_density,
-                "value_density": self.value_density, "source": self.source, "measured": self.measured}
+                "value_density": self.value_density, "source": self.source, "measured": self.measured,
+                "attention_adds_per_cell": self.attention_adds_per_cell}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Activity":
         try:
             return cls(input_nonzero={k: float(v) for k, v in d["input_nonzero"].items()},
                        weight_density=float(d["weight_density"]), value_density=float(d["value_density"]),
-                       source=str(d["source"]), measured=bool(d["measured"]))
+                       source=str(d["source"]), measured=bool(d["measured"]),
+                       attention_adds_per_cell=float(d.get("attention_adds_per_cell", 0.0)))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"activity record is missing or malformed: {exc}; expected keys input_nonzero, "
                              f"weight_density, value_density, source, measured") from None
@@ -86,6 +93,12 @@ def _silu(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + np.exp(-x))
 
 
+def _assumed_attention_adds(timesteps: int = 4) -> float:
+    """Spike-gated additions per KV cell and token if half the keys fire and q, |v| average T/2 spikes:
+    ``P(k) E|n_v|`` state additions plus ``E n_q`` output additions per cell."""
+    return 0.5 * timesteps / 2 + timesteps / 2
+
+
 def assumed_activity(shape: ModelShape, samples: int = 64, seed: int = 0) -> Activity:
     """ASSUMED densities for ``shape`` (Gaussian inputs and weights; see the module docstring)."""
     rng = np.random.default_rng(seed)
@@ -93,12 +106,15 @@ def assumed_activity(shape: ModelShape, samples: int = 64, seed: int = 0) -> Act
     normal = _absmax_nonzero(rng.standard_normal((samples, d)))
     o_in = _absmax_nonzero(rng.standard_normal((samples, e)) * _silu(rng.standard_normal((samples, e))))
     down_in = _absmax_nonzero(_silu(rng.standard_normal((samples, m))) * rng.standard_normal((samples, m)))
+    spike = shape.token_mixer == "spike_attention"
     return Activity(
         input_nonzero={"ifg": normal, "o": o_in, "gate": normal, "down": down_in, "lm_head": normal},
         weight_density=gaussian_ternary_density(), value_density=1.0, measured=False,
+        attention_adds_per_cell=_assumed_attention_adds() if spike else 0.0,
         source=(f"ASSUMED (no golden-model counts for {shape.name}): Gaussian inputs quantised absmax-int8 "
                 f"(Monte Carlo, {samples} vectors at the layer widths, seed {seed}), Gaussian weights "
-                f"absmean-ternary (non-zero {gaussian_ternary_density():.3f}), all int32 values non-zero"))
+                f"absmean-ternary (non-zero {gaussian_ternary_density():.3f}), all int32 values non-zero"
+                + (", spike attention: half the keys fire, q and |v| average T/2 = 2 spikes" if spike else "")))
 
 
 def activity_from_layer_events(events: Sequence[LayerEvents], shape: ModelShape, tokens: int,
@@ -125,8 +141,10 @@ def activity_from_layer_events(events: Sequence[LayerEvents], shape: ModelShape,
     head = events[-1].input_events / (tokens * d)
     denom = ev_sum * row_w + events[-1].input_events * V
     density = (syn_sum + events[-1].synaptic_ops) / denom if denom else 0.0
+    cells = tokens * shape.layers * shape.heads * shape.head_dim ** 2
+    attn = sum(ev.attention_ops for ev in events[:-1]) / cells if shape.token_mixer == "spike_attention" else 0.0
     return Activity(input_nonzero={"ifg": block, "o": block, "gate": block, "down": block, "lm_head": head},
-                    weight_density=min(1.0, density), value_density=1.0, measured=True,
+                    weight_density=min(1.0, density), value_density=1.0, measured=True, attention_adds_per_cell=attn,
                     source=f"MEASURED: {what}, {tokens} tokens, per-block input events / dense inputs; "
                            f"int32 values between layers taken as all non-zero")
 

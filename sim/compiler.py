@@ -37,6 +37,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from models import numformat as nf
+
 from .energy import Preset
 from .hwconfig import HWConfig
 from .shapes import ModelShape
@@ -98,7 +100,7 @@ CORE_FIELDS = ("chip", "x", "y", "slot", "stage", "rb", "cb", "row0", "row1", "c
 #: Per-message arrays (sorted by step, then source core).
 MSG_FIELDS = ("step", "src", "dst", "values", "kind")
 #: Per-(step, source) work of the neuron phase.
-PHASE_FIELDS = ("neuron_updates", "state_updates", "nonlinear_evals", "sram_bytes", "state_bytes")
+PHASE_FIELDS = ("neuron_updates", "state_updates", "nonlinear_evals", "sram_bytes", "state_bytes", "attention_cells")
 
 
 @dataclass
@@ -229,7 +231,8 @@ class Mapping:
             raise ValueError(f"not a mapping (format must be {FORMAT!r}): run `nmllm compile` to write one")
         steps = [{"name": s["name"], "stage": s["stage"], "phase": s["phase"],
                   "sources": np.asarray(s["sources"], dtype=np.int64),
-                  "work": {f: np.asarray(s["work"][f], dtype=np.int64) for f in PHASE_FIELDS}} for s in d["steps"]]
+                  "work": {f: np.asarray(s["work"].get(f, np.zeros(len(s["sources"]))), dtype=np.int64)
+                           for f in PHASE_FIELDS}} for s in d["steps"]]
         m = cls(model=d["model"], preset=d["preset"], hardware=HWConfig.from_dict(d["hardware"]), options=d["options"],
                 stages=[Stage.from_dict(s) for s in d["stages"]],
                 cores={f: np.asarray(d["cores"][f], dtype=np.int64) for f in CORE_FIELDS}, steps=steps,
@@ -300,7 +303,7 @@ def _stage_list(shape: ModelShape) -> list[Stage]:
     st = [Stage("embed", "embed", -1, V, d, ["model.embeddings.weight"])]
     for li in range(shape.layers):
         p = f"model.layers.{li}"
-        st += [Stage(f"L{li}.ifg", "ifg", li, d, e, [f"{p}.attn.{n}_proj.weight" for n in "ifg"]),
+        st += [Stage(f"L{li}.ifg", "ifg", li, d, e, [f"{p}.attn.{n}_proj.weight" for n in shape.mixer_inputs]),
                Stage(f"L{li}.o", "o", li, e, d, [f"{p}.attn.o_proj.weight"]),
                Stage(f"L{li}.gate", "gate", li, d, m, [f"{p}.mlp.gate_proj.weight"]),
                Stage(f"L{li}.down", "down", li, m, d, [f"{p}.mlp.down_proj.weight"])]
@@ -426,6 +429,20 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
                       "work": {f: np.asarray(work.get(f, np.zeros(len(sources))), dtype=np.int64) for f in PHASE_FIELDS}})
         return len(steps) - 1
 
+    def head_exchange(step: int, src: np.ndarray) -> None:
+        """Spike attention: every core sends the q and k spike counts of its columns to the other cores
+        holding columns of the same head (a state row needs the head's k, an output the head's q)."""
+        dh = shape.head_dim
+        h0, h1 = cores["col0"][src] // dh, (cores["col1"][src] - 1) // dh
+        for a, c in enumerate(src):
+            for b, c2 in enumerate(src):
+                if a != b and h0[a] <= h1[b] and h0[b] <= h1[a]:
+                    lo = max(int(cores["col0"][c]), int(h0[b]) * dh)
+                    hi = min(int(cores["col1"][c]), (int(h1[b]) + 1) * dh)
+                    if hi > lo:
+                        msgs.append((np.asarray([step]), np.asarray([c]), np.asarray([c2]), np.asarray([2 * (hi - lo)]),
+                                     np.asarray([MSG_CTRL])))
+
     def psum_step(si: int) -> None:
         """Row blocks > 0 send partial sums (+1 value of norm statistics) to their block owner."""
         st = stages[si]
@@ -449,6 +466,7 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
     connect(k, owner, first, "syn")
     if shape.layers:
         connect(k, owner, by_name["L0.o"], "res")
+    spike = shape.token_mixer == "spike_attention"
     for li in range(shape.layers):
         ifg, o, gate, down = (by_name[f"L{li}.{t}"] for t in ("ifg", "o", "gate", "down"))
         nxt_ifg = by_name.get(f"L{li + 1}.ifg")
@@ -458,6 +476,15 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
             n_c = cores["col1"][src] - cores["col0"][src]
             kind = stages[si].kind
             work = {"neuron_updates": n_c * stages[si].proj_count, "nonlinear_evals": np.ones(len(src))}
+            if kind == "ifg" and spike:
+                k = add_step(stages[si].name, si, "neuron", src, work)   # q, k, v read-out as spike counts
+                head_exchange(k, src)
+                dh = shape.head_dim
+                k = add_step(f"L{li}.attn", si, "neuron", src,
+                             {"state_updates": n_c * dh, "attention_cells": n_c * dh,
+                              "state_bytes": 2 * n_c * dh * (-(-nf.ATTN_STATE_BITS // 8))})
+                connect(k, src, o, "syn")
+                continue
             if kind == "ifg":
                 work.update(state_updates=n_c, nonlinear_evals=3 * n_c + 1,
                             state_bytes=2 * n_c * (-(-24 // 8)))

@@ -60,10 +60,17 @@ class ModelShape:
     vocab: int
     source: str
     derived: bool
+    token_mixer: str = "mlgru"      # or "spike_attention" (q/k/v projections, per-head KV state)
+    heads: int = 1
+
+    @property
+    def head_dim(self) -> int:
+        return self.input_dim // self.heads
 
     @classmethod
     def from_config(cls, name: str, cfg: MMFreeConfig, source: str, derived: bool) -> "ModelShape":
-        return cls(name=name, hidden=cfg.hidden_size, input_dim=cfg.input_dim, intermediate=cfg.mlp_intermediate_size,
+        return cls(name=name, token_mixer=cfg.token_mixer, heads=cfg.num_heads if cfg.token_mixer != "mlgru" else 1,
+                   hidden=cfg.hidden_size, input_dim=cfg.input_dim, intermediate=cfg.mlp_intermediate_size,
                    layers=cfg.num_hidden_layers, vocab=cfg.vocab_size, source=source, derived=derived)
 
     def projections(self) -> list[Projection]:
@@ -72,12 +79,17 @@ class ModelShape:
         out = [Projection("model.embeddings.weight", self.vocab, d, ternary=False)]
         for li in range(self.layers):
             p = f"model.layers.{li}"
-            out += [Projection(f"{p}.attn.{n}_proj.weight", d, e) for n in ("i", "f", "g")]
+            out += [Projection(f"{p}.attn.{n}_proj.weight", d, e) for n in self.mixer_inputs]
             out += [Projection(f"{p}.attn.o_proj.weight", e, d),
                     Projection(f"{p}.mlp.gate_proj.weight", d, 2 * m),
                     Projection(f"{p}.mlp.down_proj.weight", m, d)]
         out.append(Projection("lm_head.weight", d, self.vocab))
         return out
+
+    @property
+    def mixer_inputs(self) -> tuple[str, str, str]:
+        """The three input projections of the token mixer: ``i f g`` (MLGRU) or ``q k v`` (spike attention)."""
+        return ("q", "k", "v") if self.token_mixer == "spike_attention" else ("i", "f", "g")
 
     @property
     def ternary_weights(self) -> int:
@@ -99,7 +111,8 @@ class ModelShape:
     def to_dict(self) -> dict:
         return {"name": self.name, "hidden": self.hidden, "input_dim": self.input_dim,
                 "intermediate": self.intermediate, "layers": self.layers, "vocab": self.vocab,
-                "params": self.params, "source": self.source, "derived": self.derived}
+                "params": self.params, "source": self.source, "derived": self.derived,
+                "token_mixer": self.token_mixer, "heads": self.heads}
 
 
 def _scales() -> dict[str, ModelShape]:

@@ -241,7 +241,8 @@ class SystemModel:
         for s in self.steps:
             w = s["work"]
             self.phase.append(w["neuron_updates"] * p.ns("neuron_update") + w["state_updates"] * p.ns("state_update")
-                              + w["nonlinear_evals"] * p.ns("nonlinear_eval") + w["sram_bytes"] * p.ns("sram_read_byte"))
+                              + w["nonlinear_evals"] * p.ns("nonlinear_eval") + w["sram_bytes"] * p.ns("sram_read_byte")
+                              + w["attention_cells"] * activity.attention_adds_per_cell * p.ns("synaptic_op"))
         self.step_of = msgs["step"]
         bounds = np.searchsorted(msgs["step"], np.arange(len(self.steps) + 1))
         self._step_slice = [(int(bounds[k]), int(bounds[k + 1])) for k in range(len(self.steps))]
@@ -389,7 +390,7 @@ class SystemModel:
         updates of neurons without input (none in a pipelined prefill timestep, where every stage works)."""
         p, hw = self.preset, self.hw
         pj = 1e-12
-        nu = su = nl = sram = sbytes = 0.0
+        nu = su = nl = sram = sbytes = attn = 0.0
         active = np.zeros(self.n)
         for s in self.steps:
             w = s["work"]
@@ -398,6 +399,7 @@ class SystemModel:
             nl += w["nonlinear_evals"].sum()
             sram += w["sram_bytes"].sum()
             sbytes += w["state_bytes"].sum()
+            attn += w["attention_cells"].sum() * self.activity.attention_adds_per_cell
             active[s["sources"]] += 1
         idle = float((self.neurons * (len(self.steps) - active)).sum()) if idle_neurons else 0.0
         xbar_dst = self.xbar[self.mapping.messages["dst"]]
@@ -406,7 +408,7 @@ class SystemModel:
         mvm = {k: float(v[recv_xbar].sum()) for k, v in self.mvm_pj.items()}
         pk = self.packets
         return {
-            "synaptic_ops": pj * (float(self.synops[~xbar_dst].sum()) * p.pj("synaptic_op") + mvm["cells"]),
+            "synaptic_ops": pj * ((float(self.synops[~xbar_dst].sum()) + attn) * p.pj("synaptic_op") + mvm["cells"]),
             "neuron_state_updates": pj * (nu * p.pj("neuron_update") + su * p.pj("state_update") + nl * p.pj("nonlinear_eval")
                                           + idle * p.pj("neuron_idle") + mvm["shift_add"]),
             "memory": pj * (float(self.slots_digital.sum()) * hw.weight_bits / 8 * p.pj("weight_read_byte")

@@ -12,10 +12,11 @@ import pytest
 from models.events import LayerEvents
 from sim import system_cmds
 from sim.activity import Activity, activity_from_layer_events, assumed_activity, gaussian_ternary_density
-from sim.compiler import CORE_FIELDS, MSG_SYN, PHASE_FIELDS, DoesNotFit, Mapping, Stage, chips_needed, compile_model
+from sim.compiler import (CORE_FIELDS, MSG_SYN, PHASE_FIELDS, DoesNotFit, Mapping, Stage, auto_chips, chips_needed,
+                          compile_model)
 from sim.energy import ENERGY_KEYS, LATENCY_KEYS, load_preset, preset_names
 from sim.hwconfig import HWConfig, parse_override
-from sim.shapes import SCALES, model_shape
+from sim.shapes import SCALES, ModelShape, model_shape
 from sim.system import CATEGORIES, SystemModel, simulate
 
 # Costs chosen so the hand computation is easy to follow (ns and pJ); every other cost is zero.
@@ -287,3 +288,25 @@ def test_compile_writes_rtl_memory_images_of_a_checkpoint(tmp_path):
         assert image["lanes"] == 4 and image["frames"] == layer_load_frames(layer, 4)
     assert main(["compile", "370m", "--chips", "auto", "--out", str(tmp_path / "b.json"),
                  "--images", str(tmp_path / "img2")]) == 2  # a shape has no weights: one clear error
+
+
+def test_spike_attention_shape_maps_its_kv_state_and_costs_its_spike_gated_adds():
+    from dataclasses import replace
+
+    from models.config import preset as model_preset
+    cfg = model_preset("tiny", token_mixer="spike_attention", num_heads=2, use_lower_bound=False)
+    shape = ModelShape.from_config("tiny-spike", cfg, "test", False)
+    assert shape.token_mixer == "spike_attention" and shape.head_dim == 16
+    assert any(p.key.endswith("attn.q_proj.weight") for p in shape.projections())
+    p = auto_chips(shape, load_preset("loihi2-estimate"))
+    mapping = compile_model(shape, p)
+    attn_steps = [s for s in mapping.steps if s["name"].endswith(".attn")]
+    assert len(attn_steps) == cfg.num_hidden_layers
+    # every state cell of every head is held by exactly one core
+    assert all(int(s["work"]["attention_cells"].sum()) == 2 * 16 * 16 for s in attn_steps)
+    quiet = assumed_activity(shape)
+    busy = replace(quiet, attention_adds_per_cell=4 * quiet.attention_adds_per_cell)
+    e_quiet = SystemModel(mapping, p, quiet).energy_counts()["synaptic_ops"]
+    e_busy = SystemModel(mapping, p, busy).energy_counts()["synaptic_ops"]
+    extra = 3 * quiet.attention_adds_per_cell * 2 * 2 * 16 * 16 * p.pj("synaptic_op") * 1e-12
+    assert e_busy - e_quiet == pytest.approx(extra, rel=1e-9)
