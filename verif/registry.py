@@ -13,11 +13,12 @@ from amaranth.lib import wiring
 from hw.crossbar_tile import CrossbarTile
 from hw.elementwise import Elementwise
 from hw.neurocore_top import NeurocoreTop
+from hw.spike_attention import SpikeAttention
 from hw.ternary_core import TernaryCore
 from hw.ternary_matvec import TernaryMatVec
 
-from . import (crossbar_tile_vectors, elementwise_vectors, neurocore_top_vectors, ternary_core_vectors,
-               ternary_matvec_vectors)
+from . import (crossbar_tile_vectors, elementwise_vectors, neurocore_top_vectors, spike_attention_vectors,
+               ternary_core_vectors, ternary_matvec_vectors)
 
 __all__ = ["UnitBench", "BENCHES"]
 
@@ -76,5 +77,16 @@ BENCHES: dict[str, UnitBench] = {
         vectors=lambda unit, seed: neurocore_top_vectors.make_vectors(unit, seed=seed),
         tb_module="verif.tb_neurocore_top",
         configs={"d32_m64_p4": dict(hidden=32, glu=64, lanes=4)},
+    ),
+    "spike_attention": UnitBench(
+        unit="spike_attention",
+        build=lambda **kw: SpikeAttention(**kw),
+        vectors=lambda unit, seed: spike_attention_vectors.make_vectors(unit, seed=seed, n_random=1000),
+        tb_module="verif.tb_spike_attention",
+        configs={
+            "dh16_t4_s4_p4": dict(head_dim=16, timesteps=4, decay_shift=4, lanes=4),
+            # T > 128 and dh * T > 256: the state and the output can saturate (one column group: lanes = dh)
+            "dh4_t136_s8_p4": dict(head_dim=4, timesteps=136, decay_shift=8, lanes=4),
+        },
     ),
 }
