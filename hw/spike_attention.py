@@ -54,8 +54,12 @@ from models import numformat as nf
 from .fixed import saturate
 from .ternary_matvec import WeightWriteSignature
 
-__all__ = ["SpikeAttention", "beat_layout", "token_beats", "state_memory_image", "cycles_per_token",
+__all__ = ["BUNDLED_HEAD", "SpikeAttention", "beat_layout", "token_beats", "state_memory_image", "cycles_per_token",
            "dense_cycles_per_token"]
+
+#: One head of the bundled spike-attention model (``models/configs/bundled_spike_attention.yaml``: head width
+#: 64, T 4, head 0's decay shift 2) with 8 lanes: the configuration of the Yosys row and the port fixture.
+BUNDLED_HEAD = dict(head_dim=64, timesteps=4, decay_shift=2, lanes=8)
 
 
 def beat_layout(head_dim: int) -> data.StructLayout:
