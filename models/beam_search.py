@@ -213,7 +213,8 @@ def greedy(model, prompt: Sequence[int], max_new_tokens: int, eos_id: Optional[i
         if eos_id is not None and tok == eos_id:
             break
     return Decoded(tokens, float(score), _normalized(float(score), len(tokens), 1.0),
-                   {"forward_steps": steps, "candidates_compared": len(tokens) * model.vocab_size})
+                   {"forward_steps": steps, "candidates_compared": len(tokens) * model.vocab_size,
+                    "log_prob": float(score)})
 
 
 # ---------------------------------------------------------------------------- standard beam search
@@ -256,7 +257,7 @@ def beam_search(model, prompt: Sequence[int], beam: int, max_new_tokens: int, eo
     hyps = finished + [(h[0], h[1]) for h in live]
     tokens, score = hyps[_best(hyps, length_penalty)]
     return Decoded(tokens, float(score), _normalized(float(score), len(tokens), length_penalty),
-                   {"forward_steps": steps, "candidates_compared": compared})
+                   {"forward_steps": steps, "candidates_compared": compared, "log_prob": float(score)})
 
 
 # ---------------------------------------------------------------------------- spike-based beam search
@@ -310,15 +311,15 @@ def spike_beam_search(model, prompt: Sequence[int], beam: int, timesteps: int, m
         raise ValueError(f"window must be a positive finite number of nats, not {window!r}; e.g. 8.0")
     T, D = int(timesteps), float(window)
     logits, state = model.prefill(prompt)
-    live = [([], 0, state, logits)]  # (tokens, count sum S, state before tokens[-1], logits or None)
-    finished: list[tuple[list[int], int]] = []
+    live = [([], 0, state, logits, 0.0)]  # (tokens, count sum S, state before tokens[-1], logits or None, sum log p)
+    finished: list[tuple[list[int], int, float]] = []
     st = {"forward_steps": 0, "forward_steps_saved": 0, "output_neuron_updates": 0, "output_spikes": 0,
           "bound_checks": 0, "neuron_steps_saved": 0, "candidates_compared": 0}
     for n in range(max_new_tokens):
         width = beam - len(finished)  # the beam shrinks by one per finished hypothesis
         pool = np.zeros(0, dtype=np.int64)  # the `width` best final scores so far
-        cand_score, cand_pos, cand_tok = [], [], []
-        for pos, (tokens, S, state, logits) in enumerate(live):  # best S first
+        cand_score, cand_pos, cand_tok, cand_lp = [], [], [], []
+        for pos, (tokens, S, state, logits, lps) in enumerate(live):  # best S first
             ban = banned_tokens(tokens, no_repeat_ngram)
             if early_termination and pool.size >= width and S + T < pool.min():
                 st["forward_steps_saved"] += 1 if n > 0 else 0
@@ -344,27 +345,29 @@ def spike_beam_search(model, prompt: Sequence[int], beam: int, timesteps: int, m
             cand_score.append(final)
             cand_pos.append(np.full(final.size, pos))
             cand_tok.append(toks[alive])
+            cand_lp.append(lp[toks[alive]])
             if n > 0:
-                live[pos] = (tokens, S, sts[0], None)
-        score, bpos, tok = (np.concatenate(a) for a in (cand_score, cand_pos, cand_tok))
+                live[pos] = (tokens, S, sts[0], None, lps)
+        score, bpos, tok, clp = (np.concatenate(a) for a in (cand_score, cand_pos, cand_tok, cand_lp))
         order = np.lexsort((tok, bpos, -score))[:width]
         nxt = []
         for j in order:
             b, t = int(bpos[j]), int(tok[j])
-            hyp = (live[b][0] + [t], int(score[j]))
+            hyp = (live[b][0] + [t], int(score[j]), live[b][4] + clp[j])
             if eos_id is not None and t == eos_id:
                 finished.append(hyp)
             else:
-                nxt.append((hyp[0], hyp[1], live[b][2], None))
+                nxt.append((hyp[0], hyp[1], live[b][2], None, hyp[2]))
         live = nxt
         if not live:
             break
-    hyps = finished + [(h[0], h[1]) for h in live]
-    i = _best([(tk, S * D / T - D * len(tk)) for tk, S in hyps], length_penalty)
-    tokens, count = hyps[i]
+    hyps = finished + [(h[0], h[1], h[4]) for h in live]
+    i = _best([(tk, S * D / T - D * len(tk)) for tk, S, _ in hyps], length_penalty)
+    tokens, count, lp_sum = hyps[i]
     score = count * D / T - D * len(tokens)
     norm = _normalized(score, len(tokens), length_penalty)
     st["spike_score"] = int(count)
+    st["log_prob"] = float(lp_sum)
     st["compare_events"] = st["output_spikes"] + st["bound_checks"]
     return Decoded(tokens, float(score), norm, st)
 
@@ -429,12 +432,15 @@ def run_experiment(args: argparse.Namespace) -> dict:
            for name, _ in specs}
     samples = []
     prefill_tokens = 0
+    prefill_events = LayerEvents()
     from tqdm import tqdm
 
     for i, pair in enumerate(tqdm(pairs, desc="decode", unit="article", dynamic_ncols=True, disable=args.no_progress)):
         prompt = make_prompt(tok, pair["article"], args.article_tokens)
         prefill_tokens += len(prompt)
         stepper.prefill(prompt)
+        if isinstance(stepper, GoldenStepper):
+            prefill_events = prefill_events + stepper.prefill_events
         out = {}
         for name, spec in specs:
             ev0 = stepper.events if isinstance(stepper, GoldenStepper) else None
@@ -466,6 +472,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
         ntok = max(a["tokens"], 1)
         row = {"decoder": name, **rouge_scores(preds[name], refs), "generated_tokens": a["tokens"],
                "tokens_per_summary": a["tokens"] / len(pairs), "seconds": a["seconds"],
+               "mean_log_prob_per_token": a["stats"]["log_prob"] / ntok,
                "forward_steps_per_token": a["stats"]["forward_steps"] / ntok,
                "candidates_compared_per_token": a["stats"]["candidates_compared"] / ntok}
         if args.engine == "golden":
@@ -495,7 +502,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
         "length_penalty": args.length_penalty, "window_nats": args.window, "beam": args.beam, "timesteps": timesteps,
         "early_termination": not args.no_early_termination,
         "prefill_tokens_per_article": prefill_tokens / len(pairs),
-        "prefill_events_per_article": (stepper.prefill_events.synaptic_ops if args.engine == "golden" else None),
+        "prefill_synaptic_ops_per_article": prefill_events.synaptic_ops / len(pairs) if args.engine == "golden" else None,
+        "prefill_input_events_per_article": prefill_events.input_events / len(pairs) if args.engine == "golden" else None,
         "rows": rows, "samples": samples,
     }
 
@@ -538,14 +546,14 @@ def plot(result: dict, path: Path) -> None:
 
 
 def _table(result: dict) -> str:
-    lines = ["decoder                      R-1    R-2    R-Lsum  fwd/tok  synops/tok   out-events/tok  events/tok"]
+    lines = ["decoder                      R-1    R-2    R-Lsum  logp/tok  fwd/tok  synops/tok   out-events/tok  events/tok"]
     for r in result["rows"]:
         if "generated_tokens" not in r:
             lines.append(f"{r['decoder']:<28} {r['rouge1']:5.2f}  {r['rouge2']:5.2f}  {r['rougeLsum']:6.2f}")
             continue
         oe = r.get("output_spikes_per_token", 0) + r.get("compare_events_per_token", 0)
         lines.append(f"{r['decoder']:<28} {r['rouge1']:5.2f}  {r['rouge2']:5.2f}  {r['rougeLsum']:6.2f}  "
-                     f"{r['forward_steps_per_token']:7.3f}  {r.get('model_synaptic_ops_per_token', float('nan')):10.4g}   "
+                     f"{r['mean_log_prob_per_token']:8.3f}  {r['forward_steps_per_token']:7.3f}  {r.get('model_synaptic_ops_per_token', float('nan')):10.4g}   "
                      f"{oe:14.4g}  {r.get('events_per_token', float('nan')):10.4g}")
     return "\n".join(lines)
 

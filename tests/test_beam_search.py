@@ -214,6 +214,19 @@ def test_scores_are_the_sequences_log_probs(model, steppers):
         assert t.score == pytest.approx(sum(bs.log_probs(r)[k] for r, k in zip(full, t.tokens)), abs=1e-4)
 
 
+def test_spike_decoder_reports_the_true_log_prob_of_its_answer():
+    st = TableStepper(10, 11)
+    for T in (2, 8):
+        d = bs.spike_beam_search(st, [0], 3, T, 6, eos_id=4, no_repeat_ngram=2)
+        prev, total = 0, 0.0
+        for tok in d.tokens:
+            total = total + bs.log_probs(st.table[prev])[tok]
+            prev = tok
+        assert d.stats["log_prob"] == pytest.approx(total, abs=1e-12)
+    g = bs.greedy(st, [0], 6)
+    assert g.stats["log_prob"] == g.score
+
+
 # ---------------------------------------------------------------------------- spikes and early termination
 def test_if_counts_are_the_rate_encoders_spikes():
     rng = np.random.default_rng(0)
