@@ -81,8 +81,8 @@ def main(argv=None) -> None:
     # The spike attention unit at one head of the bundled spike-attention model (dh 64, T 4, shift 2, 8 lanes).
     factories = {**FACTORIES, "neurocore_top": lambda: NeurocoreTop(hidden=32, glu=64, lanes=4),
                  "spike_attention": lambda: SpikeAttention(**BUNDLED_HEAD)}
-    configs = {"neurocore_top": "d32 m64 p4", "spike_attention": "dh{head_dim} t{timesteps} s{decay_shift} p{lanes}".format(
-        **BUNDLED_HEAD)}
+    configs = {"neurocore_top": "d32 m64 p4",
+               "spike_attention": "dh{head_dim} t{timesteps} s{decay_shift} p{lanes}".format(**BUNDLED_HEAD)}
     records, rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.unit or UNITS:

@@ -104,7 +104,7 @@ class SpikeAttention(wiring.Component):
     state : In(WeightWriteSignature(depth=head_dim * head_dim / lanes, width=lanes * ATTN_STATE_BITS))
         Host write port into the state memory (honoured while ``busy`` is low).
     busy : Out(1)
-        High from the last beat of a token until its last output word has been taken.
+        High from the cycle after a token's last beat until its last output word has been taken.
     """
 
     def __init__(self, *, head_dim: int, timesteps: int = nf.SPIKE_TIMESTEPS, decay_shift: int, lanes: int):
