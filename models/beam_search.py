@@ -515,7 +515,8 @@ def _diff(a: LayerEvents, b: LayerEvents) -> LayerEvents:
 
 
 def plot(result: dict, path: Path) -> None:
-    """ROUGE-1/2/Lsum against events per generated token, one point per decoder; lead-3 as lines."""
+    """Left: ROUGE-1 (circles) and ROUGE-Lsum (squares) against events per generated token, one colour per
+    decoder, lead-3 as grey lines. Right: ROUGE-1 against the mean log p per token of the answers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -525,20 +526,27 @@ def plot(result: dict, path: Path) -> None:
     rows = [r for r in result["rows"] if key_x in r]
     scale = 1e6 if key_x == "events_per_token" else 1.0
     lead = result["rows"][0]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colors = {"rouge1": "tab:blue", "rouge2": "tab:orange", "rougeLsum": "tab:green"}
-    for key, col in colors.items():
-        xs = [r[key_x] / scale for r in rows]
-        ax.scatter(xs, [r[key] for r in rows], color=col, label=key)
-        for r, x in zip(rows, xs):
-            ax.annotate(r["decoder"], (x, r[key]), fontsize=6, xytext=(3, 2), textcoords="offset points")
-        ax.axhline(lead[key], color=col, ls=":", lw=1)
-    ax.set_xlabel("events per generated token (millions: model input events + synaptic ops + output spikes/compares)"
-                  if scale > 1 else "forward steps per generated token (float engine: no event counts)")
-    ax.set_ylabel("ROUGE F1 x 100")
-    ax.set_title(f"{result['n_articles']} CNN/DailyMail test articles, bundled MatMul-free LM ({result['engine']}); "
-                 "dotted: lead-3", fontsize=8)
-    ax.legend(fontsize=7)
+    colors = plt.get_cmap("tab10").colors
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for i, r in enumerate(rows):
+        col = colors[i % len(colors)]
+        ax.scatter(r[key_x] / scale, r["rouge1"], color=col, marker="o", label=r["decoder"])
+        ax.scatter(r[key_x] / scale, r["rougeLsum"], color=col, marker="s", facecolors="none")
+        ax2.scatter(r["mean_log_prob_per_token"], r["rouge1"], color=col, marker="o")
+    for a in (ax, ax2):
+        a.axhline(lead["rouge1"], color="grey", ls=":", lw=1)
+        a.grid(alpha=0.3)
+    ax.axhline(lead["rougeLsum"], color="grey", ls="--", lw=1)
+    ax.set_xlabel("events per generated token (millions: model input events + synaptic ops\n"
+                  "+ output spikes + compare events)" if scale > 1
+                  else "forward steps per generated token (float engine: no event counts)")
+    ax.set_ylabel("ROUGE F1 x 100 (o: ROUGE-1, s: ROUGE-Lsum)")
+    ax.set_title(f"{result['n_articles']} CNN/DailyMail test articles, bundled MatMul-free LM ({result['engine']})\n"
+                 "grey lines: lead-3 ROUGE-1 (dotted), ROUGE-Lsum (dashed)", fontsize=8)
+    ax.legend(fontsize=7, loc="center right")
+    ax2.set_xlabel("mean log p per generated token of the answer (nats)")
+    ax2.set_ylabel("ROUGE-1 F1 x 100")
+    ax2.set_title("ROUGE-1 against the model's own likelihood of the answer (same colours)", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -563,8 +571,13 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if args.prompt is not None:
         return _cmd_prompt(args)
-    r = run_experiment(args)
     out = Path(args.out)
+    if args.replot:
+        r = json.loads((out / "results.json").read_text())
+        plot(r, out / "rouge_vs_events.png")
+        print(_table(r))
+        return 0
+    r = run_experiment(args)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
     plot(r, out / "rouge_vs_events.png")
@@ -614,6 +627,7 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-early-termination", action="store_true", help="spike decoder: run every neuron all T steps")
     p.add_argument("--samples", type=int, default=5, help="summaries of the first N articles kept in the JSON")
     p.add_argument("--out", default="docs/beam_search", help="output directory (results.json, rouge_vs_events.png)")
+    p.add_argument("--replot", action="store_true", help="only redraw the plot and table from --out/results.json")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
