@@ -949,9 +949,64 @@ def plot_sweep(record: dict, out_dir: Path) -> list[Path]:
     return paths
 
 
+ABLATION = (("random", "synapse", True), ("activation", "synapse", True), ("magnitude", "synapse", True),
+            ("wanda", "synapse", True), ("wanda", "synapse", False), ("wanda", "input", True),
+            ("wanda", "output", True))
+
+
+def run_ablation(args: argparse.Namespace) -> dict:
+    """Saliency and granularity compared at each fraction (uniform allocation, calibrated on Wikipedia):
+    perplexity over non-overlapping windows of the first ``--eval-tokens`` WikiText-2 test tokens."""
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .perplexity import default_data_path
+    from .tokenizer import load_tokenizer
+
+    fractions = _fractions(args.fractions)
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    model = load_checkpoint(args.model)
+    tok = load_tokenizer(args.model)
+    program = IntegerProgram.from_model(model)
+    latent = latent_magnitudes(model)
+    wiki_test = Path(args.data) if args.data else default_data_path()
+    chars = 8 * max(args.eval_tokens, args.calib_tokens)
+    ev = token_windows(tok, wiki_test.read_text(encoding="utf-8")[:chars], args.eval_tokens)
+    cal = token_windows(tok, heldout_corpus_text("wikipedia", chars), args.calib_tokens)
+    stats = gather_stats(program, cal)
+    rows = [{"saliency": "none", "granularity": "-", "balance_rows": True, "sparsity": 0.0,
+             "ppl": math.exp(calibration_nll(program, ev))}]
+    points = [(v, s) for v in ABLATION for s in fractions if s > 0]
+    it = points
+    if not args.no_progress:
+        from tqdm import tqdm
+        it = tqdm(points, desc="ablation", unit="point", dynamic_ncols=True)
+    for (sal, gran, bal), s in it:
+        pr = SynapticPruner(program, stats, s, saliency=sal, granularity=gran, balance_rows=bal, latent=latent)
+        rows.append({"saliency": sal, "granularity": gran, "balance_rows": bal, "sparsity": s,
+                     "achieved": pr.report()["achieved_sparsity"], "ppl": math.exp(calibration_nll(pr.pruned(), ev))})
+    return {"model": str(args.model), "rows": rows, "wall_s": time.perf_counter() - t0,
+            "data": {"calibration": f"held-out Wikipedia lines of the corpus, first {args.calib_tokens} tokens",
+                     "evaluation": f"WikiText-2 test, first {args.eval_tokens} tokens in non-overlapping windows of "
+                                   f"256 (each from an empty state; not the window/stride method of the sweep)"}}
+
+
 def _cmd_prune(args: argparse.Namespace) -> int:
-    record = run_sweep(args)
     out = Path(args.out)
+    if args.ablation:
+        record = run_ablation(args)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "pruning_ablation.json").write_text(json.dumps(record, indent=1) + "\n")
+        print(f"{'saliency':10s} {'granularity':11s} {'rows':5s} " + " ".join(f"{'s=' + format(s, 'g'):>8s}"
+                                                                            for s in _fractions(args.fractions) if s > 0))
+        for v in ABLATION:
+            r = [x for x in record["rows"] if (x["saliency"], x["granularity"], x["balance_rows"]) == v]
+            print(f"{v[0]:10s} {v[1]:11s} {'bal' if v[2] else 'glob':5s} " + " ".join(f"{x['ppl']:8.2f}" for x in r))
+        print(f"unpruned {record['rows'][0]['ppl']:.2f}; {record['data']['evaluation']}")
+        print(f"wrote {out / 'pruning_ablation.json'} in {record['wall_s']:.0f} s")
+        return 0
+    record = run_sweep(args)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pruning_sweep.json").write_text(json.dumps(record, indent=1) + "\n")
     paths = plot_sweep(record, out)
@@ -991,6 +1046,9 @@ def add_prune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=float, default=0.1,
                    help="quality budget of the domain-shift experiment: allowed relative perplexity rise (default 0.1)")
     p.add_argument("--no-shift", action="store_true", help="skip the domain-shift experiment")
+    p.add_argument("--ablation", action="store_true",
+                   help="instead of the sweep: compare saliencies and granularities (uniform allocation) at each "
+                        "fraction on non-overlapping windows; writes pruning_ablation.json")
     p.add_argument("--presets", nargs="+", default=["loihi2-estimate", "loihi1"], help="system-model presets")
     p.add_argument("--window", type=int, default=256, help="perplexity window (default 256)")
     p.add_argument("--stride", type=int, default=128, help="perplexity stride (default 128)")
