@@ -16,6 +16,7 @@ from amaranth.lib import wiring
 from .crossbar_tile import CrossbarTile
 from .elementwise import Elementwise
 from .neurocore_top import NeurocoreTop
+from .spike_attention import BUNDLED_HEAD, SpikeAttention
 from .ternary_core import TernaryCore
 from .ternary_matvec import TernaryMatVec
 
@@ -28,6 +29,7 @@ UNITS: dict[str, Callable[[], wiring.Component]] = {
     "ternary_core": lambda: TernaryCore(lanes=8, fan_in=256, out_features=64),
     "elementwise": lambda: Elementwise(channels=256, glu_width=640, fan_in=256),
     "neurocore_top": lambda: NeurocoreTop(hidden=256, glu=640, lanes=8, clock_mhz=200),
+    "spike_attention": lambda: SpikeAttention(**BUNDLED_HEAD),
 }
 
 
