@@ -313,6 +313,14 @@ class GoldenModel:
         self.state[:] = 0
         self.attn_state[:] = 0
 
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """A copy of the recurrent state (MLGRU ``h`` per layer, spike-attention KV state per layer and head)."""
+        return self.state.copy(), self.attn_state.copy()
+
+    def restore(self, snapshot: tuple[np.ndarray, np.ndarray]) -> None:
+        """Continue from a :meth:`snapshot` (e.g. another beam's state)."""
+        self.state[:], self.attn_state[:] = snapshot
+
     def weight_bytes(self) -> int:
         """Bytes of packed weights held (one copy)."""
         projs = [self.lm_head] + [L[n] for L in self.layers for n in self.projections]

@@ -200,3 +200,17 @@ def test_golden_model_equals_the_integer_view_for_the_spike_mixer(tmp_path):
     with torch.no_grad():
         cos = torch.nn.functional.cosine_similarity(model(ids).flatten(), IntegerView(program).logits_float(ids).flatten(), 0)
     assert cos > 0.95
+
+
+def test_golden_snapshot_restores_both_kinds_of_state():
+    from models.golden import GoldenModel
+    from models.integer_program import IntegerProgram
+
+    torch.manual_seed(4)
+    golden = GoldenModel(IntegerProgram.from_model(MMFreeForCausalLM(spike_config())))
+    golden.run([5, 6, 7])
+    snap = golden.snapshot()
+    a = golden.step(9)
+    golden.restore(snap)
+    assert np.array_equal(golden.step(9), a)
+    assert golden.attn_state.any()
