@@ -12,16 +12,18 @@ Method
    enters the ternary accumulation, and for every output ``o`` the mean square of its accumulator.
    :meth:`ActivationStats.blend` mixes two such records with an exponential moving average — how the
    statistics follow a drifting input distribution.
-2. **Saliency.** Removing synapse ``(o, i)`` takes ``code[o, i] * x_i`` out of accumulator ``o``. Its
-   expected size is ``|code[o, i]| * rms(x_i)`` (the ``activation`` saliency, Wanda's ``|W| * ||X||``
-   for ternary weights, where ``|W|`` is 1 on every live synapse). ``relative`` divides by
-   ``rms(acc_o)``: the share of its output's signal the synapse carries. ``random`` is the
-   activation-blind baseline.
+2. **Saliency.** Removing synapse ``(o, i)`` takes ``code[o, i] * x_i`` out of accumulator ``o``.
+   ``wanda`` (the default when the checkpoint is at hand): ``|code| * |w_latent| * rms(x_i)``, Wanda's
+   ``|W| * ||X||`` with the latent float weight that absmean ternarization rounded (relative to its
+   mean, :func:`latent_magnitudes`). ``activation``: ``|code| * rms(x_i)`` (a bare program: every live
+   ternary synapse has ``|code| = 1``, so this ranks input channels only). ``magnitude`` (latent
+   ``|w|`` alone) and ``random`` are the baselines; ``docs/pruning.md`` compares them.
 3. **Granularity.** ``synapse``: single synapses, each output neuron losing the same fraction of its
-   live synapses (Wanda's per-output comparison group; the activation saliency alone would otherwise
-   remove whole input channels). ``input``: the whole fan-out of an input neuron (a column of
+   live synapses (Wanda's per-output comparison group; ``balance_rows=False``: one threshold per
+   projection). ``input``: the whole fan-out of an input neuron (a column of
    ``codes``, a synapse row of the golden model: its events then reach nothing and an event-driven
-   core can drop them). ``output``: the whole fan-in of an output neuron (a row of ``codes``).
+   core can drop them). ``output``: the whole fan-in of an output neuron (a row of ``codes``, ranked
+   by ``rms(acc_o)``).
 4. **Per-layer thresholds.** Each projection ``p`` gets a sparsity ``s_p`` (the fraction of its
    non-zero synapses to remove) and a saliency threshold: everything below it is pruned, ties broken
    deterministically, so the achieved count is the target to within one synapse (``synapse``) or one
@@ -50,13 +52,13 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .integer_program import PROJECTIONS, IntegerProgram, Projection
+from .integer_program import IntegerProgram, Projection
 
 __all__ = ["GRANULARITIES", "ALLOCATIONS", "SALIENCIES", "projection_names", "get_projection", "ActivationStats",
            "Sensitivity", "gather_stats", "latent_magnitudes", "SynapticPruner", "calibration_nll", "probe_sensitivity", "fit_budget"]
@@ -91,7 +93,7 @@ def _check_choice(value, choices: Sequence[str], what: str) -> str:
 # ------------------------------------------------------------------------------ program access
 def projection_names(program: IntegerProgram) -> list[str]:
     """``layers.{l}.{proj}`` for every block projection in execution order, then ``lm_head``."""
-    return [f"layers.{li}.{n}" for li in range(len(program.layers)) for n in PROJECTIONS] + ["lm_head"]
+    return [f"layers.{li}.{n}" for li in range(len(program.layers)) for n in program.projections] + ["lm_head"]
 
 
 def get_projection(program: IntegerProgram, name: str) -> Projection:
@@ -100,10 +102,10 @@ def get_projection(program: IntegerProgram, name: str) -> Projection:
         return program.lm_head
     parts = name.split(".")
     if len(parts) == 3 and parts[0] == "layers" and parts[1].isdigit() and int(parts[1]) < len(program.layers) \
-            and parts[2] in PROJECTIONS:
+            and parts[2] in program.projections:
         return program.layers[int(parts[1])].proj[parts[2]]
     raise ValueError(f"unknown projection {name!r}: names are layers.{{0..{len(program.layers) - 1}}}."
-                     f"{{{','.join(PROJECTIONS)}}} and lm_head")
+                     f"{{{','.join(program.projections)}}} and lm_head")
 
 
 def latent_magnitudes(model) -> dict[str, np.ndarray]:
@@ -111,13 +113,14 @@ def latent_magnitudes(model) -> dict[str, np.ndarray]:
     divides by): how far each synapse's weight is from the rounding threshold 0.5 of its ternary code."""
     import torch
 
-    from .integer_program import MLGRU_PROJECTIONS
+    from .integer_program import layer_projections
 
     out = {}
     with torch.no_grad():
         for li, blk in enumerate(model.model.layers):
-            for n in PROJECTIONS:
-                w = getattr(blk.attn if n in MLGRU_PROJECTIONS else blk.mlp, n).weight.detach().double().cpu().numpy()
+            for n in layer_projections(model.config.token_mixer):
+                owner = blk.mlp if n in ("gate_proj", "down_proj") else blk.attn
+                w = getattr(owner, n).weight.detach().double().cpu().numpy()
                 out[f"layers.{li}.{n}"] = np.abs(w) / max(float(np.abs(w).mean()), 1e-5)
         w = model.lm_head.weight.detach().double().cpu().numpy()
         out["lm_head"] = np.abs(w) / max(float(np.abs(w).mean()), 1e-5)
@@ -290,11 +293,6 @@ def gather_stats(program: IntegerProgram, sequences, batch_size: int = 8, source
 
 
 # ------------------------------------------------------------------------------ the pruner
-@dataclass
-class _Plan:
-    sparsity: dict[str, float] = field(default_factory=dict)
-
-
 class SynapticPruner:
     """Activation-aware, per-layer-thresholded pruning of an :class:`IntegerProgram` (see the module docstring).
 
@@ -304,7 +302,11 @@ class SynapticPruner:
     stats : :class:`ActivationStats` gathered on ``program`` (calibration text).
     sparsity : fraction in [0, 1) of the non-zero synapses to remove (globally; per projection when uniform).
     granularity : ``synapse``, ``input`` or ``output``.
-    saliency : ``activation``, ``relative`` or ``random``.
+    saliency : ``wanda`` (default with ``latent``), ``magnitude`` (both need ``latent``), ``activation``
+        (default without), or ``random``.
+    latent : ``{name: |w| / mean|w|}`` of the latent float weights (:func:`latent_magnitudes`).
+    balance_rows : with ``synapse`` granularity, every output loses the same fraction (default) or one
+        threshold spans the projection.
     allocation : ``uniform`` or ``adaptive`` (needs ``sensitivity``, e.g. from :func:`probe_sensitivity`).
     sensitivity : :class:`Sensitivity`, the rise of the calibration NLL when each projection alone is pruned.
     essential : ``{name: bool array (out, in)}`` — synapses that are never pruned.
@@ -819,6 +821,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
         prog = pr.pruned()
         counts, events = event_counts(prog, golden_ids)
         row = {"allocation": alloc, "target": s, "achieved": pr.report()["achieved_sparsity"],
+               "layer_sparsity": {n: round(v, 4) for n, v in pr.achieved().items()},
                "ppl": {d: _ppl(prog, ids, args.window, args.stride) for d, ids in eval_ids.items()},
                "events_per_token": counts,
                "system": system_cost(events, shape, len(golden_ids), args.presets, cache)}
@@ -1070,7 +1073,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     """``python -m models.pruning [...]``."""
     parser = argparse.ArgumentParser(prog="python -m models.pruning", description=__doc__.split("\n\n")[0])
     add_prune_arguments(parser)
-    return _cmd_prune(parser.parse_args(argv))
+    try:
+        return _cmd_prune(parser.parse_args(argv))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"python -m models.pruning: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

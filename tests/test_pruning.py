@@ -102,6 +102,15 @@ def test_each_projection_reaches_its_target_within_one_synapse(program, stats, s
     assert P.get_projection(program, "lm_head").codes is not P.get_projection(pruned, "lm_head").codes
 
 
+def test_one_threshold_per_projection_also_meets_the_target(program, stats):
+    pr = P.SynapticPruner(program, stats, 0.45, saliency="random", balance_rows=False)
+    for n in pr.names:
+        assert abs(int(pr.masks[n].sum()) - 0.45 * pr.live[n].sum()) <= 1
+        sal = pr.saliency(n)
+        kept = pr.live[n] & ~pr.masks[n]
+        assert sal[pr.masks[n]].max() <= sal[kept].min() and pr.thresholds[n] == sal[pr.masks[n]].max()
+
+
 def test_synapse_pruning_removes_the_least_salient_first_within_each_output(program, stats):
     pr = P.SynapticPruner(program, stats, 0.4, saliency="activation")
     sal = pr.saliency("layers.0.gate_proj")
