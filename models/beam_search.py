@@ -111,19 +111,19 @@ class GoldenStepper:
             for e in per_layer:
                 ev = ev + e
             self.prefill_events = ev
-            self._cache = (key, logits[-1].astype(np.float64) / (1 << nf.OUT_FRAC), self.golden.state.copy())
-        return self._cache[1].copy(), self._cache[2].copy()
+            self._cache = (key, logits[-1].astype(np.float64) / (1 << nf.OUT_FRAC), self.golden.snapshot())
+        return self._cache[1].copy(), self._cache[2]
 
     def step(self, tokens: Sequence[int], states: Sequence[np.ndarray]) -> tuple[np.ndarray, list]:
         g = self.golden
         out = np.empty((len(tokens), self.vocab_size), dtype=np.float64)
         new = []
         for i, (tok, st) in enumerate(zip(tokens, states)):
-            g.state[:] = st
+            g.restore(st)
             out[i] = g.step(int(tok)) / float(1 << nf.OUT_FRAC)
             for e in g.last_events:
                 self.events = self.events + e
-            new.append(g.state.copy())
+            new.append(g.snapshot())
         return out, new
 
 
@@ -376,11 +376,11 @@ def spike_beam_search(model, prompt: Sequence[int], beam: int, timesteps: int, m
 SUMMARY_CUE = "\nSummary:"
 
 
-def make_prompt(tok, article: str, article_tokens: int) -> list[int]:
-    """``[BOS] + first article_tokens tokens of the article + "\\nSummary:"``."""
+def make_prompt(tok, article: str, article_tokens: int, cue: str = SUMMARY_CUE) -> list[int]:
+    """``[BOS] + first article_tokens tokens of the article + cue`` (default ``"\\nSummary:"``)."""
     from .tokenizer import encode
 
-    return [BOS_ID] + encode(tok, article)[:article_tokens] + encode(tok, SUMMARY_CUE)
+    return [BOS_ID] + encode(tok, article)[:article_tokens] + encode(tok, cue)
 
 
 def lead3(article: str) -> str:
@@ -436,7 +436,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     for i, pair in enumerate(tqdm(pairs, desc="decode", unit="article", dynamic_ncols=True, disable=args.no_progress)):
-        prompt = make_prompt(tok, pair["article"], args.article_tokens)
+        prompt = make_prompt(tok, pair["article"], args.article_tokens, args.cue)
         prefill_tokens += len(prompt)
         stepper.prefill(prompt)
         if isinstance(stepper, GoldenStepper):
@@ -497,7 +497,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
         rows.append(row)
     return {
         "model": str(args.model), "engine": args.engine, "data": str(args.data or default_data_path()),
-        "n_articles": len(pairs), "article_tokens": args.article_tokens, "prompt": "[BOS] + article[:A] + '\\nSummary:'",
+        "n_articles": len(pairs), "article_tokens": args.article_tokens, "prompt": "[BOS] + article[:A] + cue", "cue": args.cue,
         "max_new_tokens": args.max_new_tokens, "no_repeat_ngram": args.no_repeat_ngram,
         "length_penalty": args.length_penalty, "window_nats": args.window, "beam": args.beam, "timesteps": timesteps,
         "early_termination": not args.no_early_termination,
@@ -618,6 +618,7 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="CNN/DailyMail JSONL (default ../shared/data/cnn_dailymail/...)")
     p.add_argument("--n-articles", type=int, default=200, help="first N test articles (default 200)")
     p.add_argument("--article-tokens", type=int, default=256, help="article cut to its first N tokens (default 256)")
+    p.add_argument("--cue", default=SUMMARY_CUE, help="text after the article (default '\\nSummary:')")
     p.add_argument("--max-new-tokens", type=int, default=64, help="summary length limit in tokens (default 64)")
     p.add_argument("--beam", type=int, default=4, help="beam width k (default 4)")
     p.add_argument("--timesteps", type=_int_list, default=[4, 8, 16], help="spike decoder T values (default 4,8,16)")

@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from models import perplexity, rouge_eval, spike_cmds, train
+from models import beam_search, perplexity, pruning, rouge_eval, spike_cmds, train
 
-from . import demo, system_cmds, verilog_cmd, vivado_cmd
+from . import ablation, demo, system_cmds, verilog_cmd, vivado_cmd
 from .sweep import cli as sweep_cli
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo, train, perplexity, spike_cmds, system_cmds, verilog_cmd, vivado_cmd, sweep_cli)
+COMMANDS = (demo, train, perplexity, spike_cmds, pruning, beam_search, system_cmds, verilog_cmd, vivado_cmd, sweep_cli,
+            ablation)
 
 
 def build_parser() -> argparse.ArgumentParser:
