@@ -23,7 +23,8 @@ decoder on the golden model), events per token (golden model, teacher-forced on 
 ``--event-tokens`` tokens: synaptic ops + spike-gated attention additions), events per generated token
 while decoding (every beam's forward steps, plus the spike decoder's output spikes and comparisons),
 and energy and latency per decoded token from the system model with the activity measured by the
-golden model. Every number names its data subset; ``<out>/ablation.json`` keeps all of them.
+golden model. Every number names its data subset; ``<out>/ablation.json`` keeps all of them. Before the table, the
+two token mixers are compared unpruned (:func:`compare_mixers`, ``<out>/mixers.json``).
 """
 
 from __future__ import annotations
@@ -202,11 +203,30 @@ class _Study:
                 "events_per_token": events, "event_detail": ev, **self.energy(row)}
 
 
+#: The token-mixer comparison: both models unpruned, event-driven, digital (decoding does not enter).
+MIXER_ROWS = (Row("MLGRU", model="mlgru", pruned=False), Row("spike attention", model="spike", pruned=False))
+
+
+def compare_mixers(args: argparse.Namespace, study: Optional["_Study"] = None) -> dict:
+    """Perplexity, events and energy per token of the two unpruned models (``<out>/mixers.json``)."""
+    study = study or _Study(args)
+    rows = []
+    for row in MIXER_ROWS:
+        ev, _ = study.events(row)
+        rows.append({"row": row.name, **study.perplexity(row), "event_detail": ev,
+                     "events_per_token": ev["synaptic_ops"] + ev["attention_ops"], **study.energy(row)})
+    result = {"settings": {k: v for k, v in vars(args).items() if k != "func"}, "rows": rows}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.out, "mixers.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def run_ablation(args: argparse.Namespace, rows=ROWS) -> dict:
     """Every row of the table; results are written to ``<out>/ablation.json`` after each row."""
     from tqdm import tqdm
 
     study = _Study(args)
+    compare_mixers(args, study)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"settings": {k: v for k, v in vars(args).items() if k != "func"}, "rows": []}
@@ -214,6 +234,18 @@ def run_ablation(args: argparse.Namespace, rows=ROWS) -> dict:
         result["rows"].append(study.row(row))
         (out / "ablation.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def mixer_table(result: dict) -> str:
+    """The Markdown table of :func:`compare_mixers`."""
+    lines = ["| mixer | perplexity | synaptic ops / token | attention adds / token | spikes / token | "
+             "state updates / token | energy / token (dynamic) | latency / token |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        e = r["event_detail"]
+        lines.append(f"| {r['row']} | {r['token_ppl']:.2f} | {e['synaptic_ops']:.3g} | {e['attention_ops']:.3g} | "
+                     f"{e['spikes']:.3g} | {e['state_updates']:.3g} | {r['energy_per_token_j'] * 1e6:.1f} µJ "
+                     f"({r['dynamic_energy_per_token_j'] * 1e6:.2f} µJ) | {r['token_latency_s'] * 1e3:.2f} ms |")
+    return "\n".join(lines)
 
 
 def table(result: dict) -> str:
@@ -246,7 +278,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beam", type=int, default=4, help="beam width of both beam decoders")
     p.add_argument("--timesteps", type=int, default=8, help="T of the spike beam search")
     p.add_argument("--preset", default="loihi2-estimate", help="system-model preset of the digital rows")
-    p.add_argument("--out", default="docs/ablation", help="output folder (ablation.json, ablation.md)")
+    p.add_argument("--out", default="docs/ablation", help="output folder (mixers.json, ablation.json, ablation.md)")
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -262,7 +294,8 @@ def _cmd(args: argparse.Namespace) -> int:
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     result = run_ablation(args)
-    text = table(result)
+    mixers = json.loads(Path(args.out, "mixers.json").read_text())
+    text = mixer_table(mixers) + "\n\n" + table(result)
     Path(args.out, "ablation.md").write_text(text + "\n")
     print(text)
     return 0

@@ -56,6 +56,10 @@ def test_every_row_is_measured_and_each_ablation_moves_the_right_way(checkpoints
     assert rows["crossbar instead of digital"]["preset"] == "crossbar"
     assert "| full system |" in ablation.table(result)
     assert (tmp_path / "ablation.json").exists()
+    mixers = ablation.json.loads((tmp_path / "mixers.json").read_text())
+    assert [r["row"] for r in mixers["rows"]] == ["MLGRU", "spike attention"]
+    assert mixers["rows"][1]["token_ppl"] == rows["without pruning"]["token_ppl"]     # shared measurement
+    assert "| spike attention |" in ablation.mixer_table(mixers)
 
 
 @pytest.mark.parametrize("field, value, match", [
