@@ -24,9 +24,10 @@ Spike-based beam search (:func:`spike_beam_search`)
 For each live beam the output layer's log-probabilities drive one integrate-and-fire neuron per
 candidate token for ``T`` timesteps: constant input ``a = clip(log p + D, 0, D)`` (``D`` = ``window``
 nats), threshold ``theta = D``, membrane starting at ``theta / 2``, reset by subtraction — exactly the
-``rate`` neuron of :mod:`models.spike_coding` (same float64 operations, so the same spikes). A token
-with ``log p <= -D`` never fires; ``log p = 0`` fires every step; the count decodes to
-``c D / T - D``, a ``D / T``-nat quantisation of ``log p``. A beam's score ``S`` is its accumulated spike
+``rate`` neuron of :mod:`models.spike_coding` (same float64 operations, so the same spikes): the count
+is ``c = floor(T a / D + 1/2)``, so a token with ``log p < -D + D / (2T)`` never fires and one within
+``D / (2T)`` of 0 fires every step; the count decodes to ``c D / T - D``, a ``D / T``-nat quantisation
+of ``log p``. A beam's score ``S`` is its accumulated spike
 evidence, the sum of its tokens' counts (an integer); candidates are ranked by ``S + c`` descending,
 then beam position, then token id.
 
@@ -560,8 +561,9 @@ def _table(result: dict) -> str:
             lines.append(f"{r['decoder']:<28} {r['rouge1']:5.2f}  {r['rouge2']:5.2f}  {r['rougeLsum']:6.2f}")
             continue
         oe = r.get("output_spikes_per_token", 0) + r.get("compare_events_per_token", 0)
+        synops = r.get("model_synaptic_ops_per_token", float("nan"))
         lines.append(f"{r['decoder']:<28} {r['rouge1']:5.2f}  {r['rouge2']:5.2f}  {r['rougeLsum']:6.2f}  "
-                     f"{r['mean_log_prob_per_token']:8.3f}  {r['forward_steps_per_token']:7.3f}  {r.get('model_synaptic_ops_per_token', float('nan')):10.4g}   "
+                     f"{r['mean_log_prob_per_token']:8.3f}  {r['forward_steps_per_token']:7.3f}  {synops:10.4g}   "
                      f"{oe:14.4g}  {r.get('events_per_token', float('nan')):10.4g}")
     return "\n".join(lines)
 
