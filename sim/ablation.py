@@ -260,6 +260,32 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(result: dict, path: Path) -> Path:
+    """Bar charts of the rows: perplexity, events per token, dynamic energy per token (one panel each)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    names = [r["row"].replace(" (", "\n(") for r in rows]
+    panels = (("token_ppl", "WikiText-2 perplexity", 1.0), ("events_per_token", "events / token", 1.0),
+              ("dynamic_energy_per_token_j", "dynamic energy / token (µJ)", 1e6))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    for ax, (key, label, scale) in zip(axes, panels):
+        vals = [r[key] * scale for r in rows]
+        ax.barh(range(len(rows)), vals, color=["tab:green"] + ["tab:gray"] * (len(rows) - 1))
+        ax.set_yticks(range(len(rows)), names if ax is axes[0] else [""] * len(rows), fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(label)
+        for i, v in enumerate(vals):
+            ax.text(v, i, f" {v:.3g}", va="center", fontsize=8)
+    fig.suptitle("Ablations of the full system (bundled-size models; data subsets in ablation.json)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``nmllm ablation``."""
     from models.perplexity import default_data_path
@@ -278,7 +304,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beam", type=int, default=4, help="beam width of both beam decoders")
     p.add_argument("--timesteps", type=int, default=8, help="T of the spike beam search")
     p.add_argument("--preset", default="loihi2-estimate", help="system-model preset of the digital rows")
-    p.add_argument("--out", default="docs/ablation", help="output folder (mixers.json, ablation.json, ablation.md)")
+    p.add_argument("--out", default="docs/ablation", help="output folder (mixers.json, ablation.json, ablation.md, ablation.png)")
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -297,6 +323,7 @@ def _cmd(args: argparse.Namespace) -> int:
     mixers = json.loads(Path(args.out, "mixers.json").read_text())
     text = mixer_table(mixers) + "\n\n" + table(result)
     Path(args.out, "ablation.md").write_text(text + "\n")
+    plot(result, Path(args.out, "ablation.png"))
     print(text)
     return 0
 

@@ -60,6 +60,7 @@ def test_every_row_is_measured_and_each_ablation_moves_the_right_way(checkpoints
     assert [r["row"] for r in mixers["rows"]] == ["MLGRU", "spike attention"]
     assert mixers["rows"][1]["token_ppl"] == rows["without pruning"]["token_ppl"]     # shared measurement
     assert "| spike attention |" in ablation.mixer_table(mixers)
+    assert ablation.plot(result, tmp_path / "a.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("field, value, match", [
