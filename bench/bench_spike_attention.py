@@ -33,8 +33,8 @@ from bench._records import record, write_records  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "runs" / "spike_attention"
-DEFAULT_CHECKPOINT = RUN_DIR / "final"
-WIKITEXT = Path("/work/shared/data/wikitext-2/wiki.test.raw")
+#: the shipped spike-attention model (``runs/spike_attention/final`` converted to float16)
+DEFAULT_CHECKPOINT = ROOT / "models" / "bundled_spike_attention"
 MIN_TOKENS = 16
 
 
@@ -47,7 +47,8 @@ def newest_checkpoint(run_dir: Path = RUN_DIR) -> Path | None:
 
 
 def resolve_checkpoint(arg: str | None) -> Path:
-    """The checkpoint directory to use: ``arg`` (a directory, or ``latest``), by default ``final/``."""
+    """The checkpoint directory to use: ``arg`` (a directory, or ``latest`` of a training run), by default
+    the shipped model."""
     if arg == "latest":
         found = newest_checkpoint()
         if found is None:
@@ -85,9 +86,12 @@ def real_counts(ckpt: Path, n_tokens: int, layers: list[int] | None, heads: list
     if cfg.token_mixer != "spike_attention":
         raise SystemExit(f"{ckpt} is a {cfg.token_mixer} model, not spike attention")
     tok = load_tokenizer(tokenizer_path(ckpt))
-    ids = encode(tok, WIKITEXT.read_text(encoding="utf-8")[:20 * n_tokens + 1000])[:n_tokens]
+    from models.perplexity import default_data_path
+
+    wikitext = default_data_path()
+    ids = encode(tok, wikitext.read_text(encoding="utf-8")[:20 * n_tokens + 1000])[:n_tokens]
     if len(ids) < n_tokens:
-        raise SystemExit(f"only {len(ids)} tokens from {WIKITEXT}")
+        raise SystemExit(f"only {len(ids)} tokens from {wikitext}")
     layers = list(range(cfg.num_hidden_layers)) if layers is None else layers
     inputs = {}
     hooks = [model.model.layers[li].attn.register_forward_pre_hook(

@@ -290,7 +290,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``nmllm ablation``."""
     from models.perplexity import default_data_path
 
-    p.add_argument("--spike-model", default="runs/spike_attention/final", help="spike-attention checkpoint directory")
+    p.add_argument("--spike-model", default="models/bundled_spike_attention", help="spike-attention checkpoint directory")
     p.add_argument("--mlgru-model", default="models/bundled", help="MLGRU checkpoint directory")
     p.add_argument("--data", default=str(default_data_path()), help="perplexity text (default WikiText-2 test)")
     p.add_argument("--eval-tokens", type=int, default=16384, help="tokens scored for perplexity")
