@@ -122,7 +122,12 @@ class _Study:
             view = IntegerView(self.program(row.model, row.pruned), accumulate=hook)
             tokens = self.args.crossbar_eval_tokens if row.hardware == "crossbar" else self.args.eval_tokens
             r = text_perplexity(view.logits_float, self.tok, self.text, max_tokens=tokens, progress=False)
-            return {"token_ppl": r["token_ppl"], "tokens": r["tokens"]}
+            out = {"token_ppl": r["token_ppl"], "tokens": r["tokens"]}
+            if hook is not None:   # the digital program on the same (shorter) text, for a fair comparison
+                digital = IntegerView(self.program(row.model, row.pruned)).logits_float
+                out["digital_ppl_same_tokens"] = text_perplexity(digital, self.tok, self.text, max_tokens=tokens,
+                                                                 progress=False)["token_ppl"]
+            return out
         return self.cached(("perplexity", row.model, row.pruned, row.hardware), run)
 
     def events(self, row: Row) -> tuple[dict, list]:
@@ -253,7 +258,10 @@ def table(result: dict) -> str:
     lines = ["| row | perplexity | ROUGE-1 / 2 / Lsum | events / token | decode events / generated token | "
              "energy / token (dynamic) | latency / token |", "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        lines.append(f"| {r['row']} | {r['token_ppl']:.2f} | {r['rouge1']:.2f} / {r['rouge2']:.2f} / {r['rougeLsum']:.2f} | "
+        ppl = f"{r['token_ppl']:.2f}"
+        if "digital_ppl_same_tokens" in r:
+            ppl += f" ({r['tokens']:,} tokens; digital on them: {r['digital_ppl_same_tokens']:.2f})"
+        lines.append(f"| {r['row']} | {ppl} | {r['rouge1']:.2f} / {r['rouge2']:.2f} / {r['rougeLsum']:.2f} | "
                      f"{r['events_per_token']:.3g} | {r['decode_events_per_token']:.3g} | "
                      f"{r['energy_per_token_j'] * 1e6:.1f} µJ ({r['dynamic_energy_per_token_j'] * 1e6:.2f} µJ) | "
                      f"{r['token_latency_s'] * 1e3:.2f} ms |")
@@ -293,12 +301,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spike-model", default="models/bundled_spike_attention", help="spike-attention checkpoint directory")
     p.add_argument("--mlgru-model", default="models/bundled", help="MLGRU checkpoint directory")
     p.add_argument("--data", default=str(default_data_path()), help="perplexity text (default WikiText-2 test)")
-    p.add_argument("--eval-tokens", type=int, default=16384, help="tokens scored for perplexity")
-    p.add_argument("--crossbar-eval-tokens", type=int, default=2048, help="tokens scored on crossbars (slower)")
-    p.add_argument("--event-tokens", type=int, default=512, help="tokens the golden model counts events on")
+    p.add_argument("--eval-tokens", type=int, default=32768, help="tokens scored for perplexity")
+    p.add_argument("--crossbar-eval-tokens", type=int, default=4096, help="tokens scored on crossbars (slower)")
+    p.add_argument("--event-tokens", type=int, default=1024, help="tokens the golden model counts events on")
     p.add_argument("--calib-tokens", type=int, default=16384, help="held-out corpus tokens for pruning statistics")
     p.add_argument("--sparsity", type=float, default=0.2, help="fraction of synapses pruned (rows with pruning)")
-    p.add_argument("--articles", type=int, default=20, help="CNN/DailyMail test articles for ROUGE")
+    p.add_argument("--articles", type=int, default=100, help="CNN/DailyMail test articles for ROUGE")
     p.add_argument("--article-tokens", type=int, default=192, help="article tokens in each prompt")
     p.add_argument("--max-new-tokens", type=int, default=48, help="summary length limit")
     p.add_argument("--beam", type=int, default=4, help="beam width of both beam decoders")

@@ -54,6 +54,7 @@ def test_every_row_is_measured_and_each_ablation_moves_the_right_way(checkpoints
     assert beam["token_ppl"] == full["token_ppl"] and beam["events_per_token"] == full["events_per_token"]
     assert full["event_detail"]["attention_ops"] > 0 and rows["without spike attention (MLGRU)"]["event_detail"]["attention_ops"] == 0
     assert rows["crossbar instead of digital"]["preset"] == "crossbar"
+    assert rows["crossbar instead of digital"]["digital_ppl_same_tokens"] > 1
     assert "| full system |" in ablation.table(result)
     assert (tmp_path / "ablation.json").exists()
     mixers = ablation.json.loads((tmp_path / "mixers.json").read_text())
