@@ -63,6 +63,7 @@ import numpy as np
 import torch
 
 from . import numformat as nf
+from .command import add_command, run_module
 from .events import LayerEvents
 
 __all__ = ["Decoded", "TorchStepper", "GoldenStepper", "log_probs", "banned_tokens", "greedy", "beam_search",
@@ -637,23 +638,13 @@ def add_decode_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``decode``: greedy, beam and spike beam search on a prompt or on CNN/DailyMail (ROUGE, events)."""
-    p = subparsers.add_parser("decode", help="greedy / beam / spike-based beam search: ROUGE and events per token",
-                              description=__doc__.split("\n\n")[0])
-    add_decode_arguments(p)
-    p.set_defaults(func=_cmd_decode)
-    return p
+    return add_command(subparsers, "decode", "greedy / beam / spike-based beam search: ROUGE and events per token",
+                       __doc__, add_decode_arguments, _cmd_decode)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m models.beam_search [...]``."""
-    parser = argparse.ArgumentParser(prog="python -m models.beam_search", description=__doc__.split("\n\n")[0])
-    add_decode_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return _cmd_decode(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"python -m models.beam_search: error: {exc}", file=sys.stderr)
-        return 2
+    return run_module("python -m models.beam_search", __doc__, add_decode_arguments, _cmd_decode, argv)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .command import add_command, run_module
 from .integer_program import IntegerProgram, Projection
 
 __all__ = ["GRANULARITIES", "ALLOCATIONS", "SALIENCIES", "projection_names", "get_projection", "ActivationStats",
@@ -1062,22 +1063,13 @@ def add_prune_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``prune`` subcommand."""
-    p = subparsers.add_parser("prune", help="adaptive synaptic pruning: perplexity, events and energy vs pruned fraction",
-                              description=__doc__.split("\n\n")[0])
-    add_prune_arguments(p)
-    p.set_defaults(func=_cmd_prune)
-    return p
+    return add_command(subparsers, "prune", "adaptive synaptic pruning: perplexity, events and energy vs pruned fraction",
+                       __doc__, add_prune_arguments, _cmd_prune)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m models.pruning [...]``."""
-    parser = argparse.ArgumentParser(prog="python -m models.pruning", description=__doc__.split("\n\n")[0])
-    add_prune_arguments(parser)
-    try:
-        return _cmd_prune(parser.parse_args(argv))
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"python -m models.pruning: error: {exc}", file=sys.stderr)
-        return 2
+    return run_module("python -m models.pruning", __doc__, add_prune_arguments, _cmd_prune, argv)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from models.command import add_command, run_module
+
 __all__ = ["ROWS", "Row", "run_ablation", "register", "main"]
 
 
@@ -338,23 +340,13 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``ablation``."""
-    p = subparsers.add_parser("ablation", help="the ablation table: perplexity, ROUGE, events and energy per token",
-                              description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    p.set_defaults(func=_cmd)
-    return p
+    return add_command(subparsers, "ablation", "the ablation table: perplexity, ROUGE, events and energy per token",
+                       __doc__, add_arguments, _cmd)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m sim.ablation``."""
-    parser = argparse.ArgumentParser(prog="python -m sim.ablation", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return _cmd(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"python -m sim.ablation: error: {exc}", file=sys.stderr)
-        return 2
+    return run_module("python -m sim.ablation", __doc__, add_arguments, _cmd, argv)
 
 
 if __name__ == "__main__":
