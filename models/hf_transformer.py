@@ -148,12 +148,13 @@ def hf_logits_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tenso
 
 def hf_text_perplexity(logits_fn: Callable[[torch.Tensor], torch.Tensor], tokenizer, text: str,
                        window: int = 256, stride: int = 128, max_tokens: Optional[int] = None,
-                       batch_size: int = 8, progress: bool = False) -> dict:
+                       batch_size: int = 8, progress: bool = False, resume_file=None) -> dict:
     """:func:`models.perplexity.text_perplexity` for a Hugging Face tokenizer (see the module docstring)."""
     from models.perplexity import text_perplexity
 
     ctx = context_token_id(tokenizer)
     r = text_perplexity(logits_fn, tokenizer.backend_tokenizer, text, window=window, stride=stride,
-                        max_tokens=max_tokens, batch_size=batch_size, progress=progress, context_id=ctx)
+                        max_tokens=max_tokens, batch_size=batch_size, progress=progress, context_id=ctx,
+                        resume_file=resume_file)
     r["context_id"] = ctx
     return r

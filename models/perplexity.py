@@ -26,13 +26,16 @@ The model is trained on ``../shared/data/corpus`` (Wikipedia + Gutenberg), not o
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -63,23 +66,44 @@ def window_plan(n_inputs: int, window: int, stride: int) -> list[tuple[int, int,
     return plan
 
 
+def _run_key(ids: Sequence[int], window: int, stride: int, context_id: int, batch_size: int) -> str:
+    h = hashlib.sha256(np.asarray([context_id, window, stride, batch_size] + list(ids), dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _save_progress(path: Path, state: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(state) + "\n")
+    os.replace(tmp, path)
+
+
 @torch.no_grad()
 def sequence_nll(logits_fn: LogitsFn, ids: Sequence[int], window: int, stride: int, context_id: int = EOS_ID,
-                 batch_size: int = 8, progress: bool = False) -> dict:
+                 batch_size: int = 8, progress: bool = False, resume_file: Optional[Path] = None,
+                 save_every_s: float = 60.0) -> dict:
     """Summed NLL of ``ids`` (every token scored once, ``context_id`` prepended) with the sliding window.
 
-    ``logits_fn`` maps int64 token ids (B, T) to logits (B, T, vocab)."""
+    ``logits_fn`` maps int64 token ids (B, T) to logits (B, T, vocab). With ``resume_file`` the running sums
+    are saved there (atomically, every ``save_every_s`` seconds) and a later call on the same ids and
+    settings continues from them; the sums are taken in the same order, so the result equals an
+    uninterrupted run bit for bit. A file from other ids or settings is refused."""
     seq = torch.tensor([context_id] + list(ids), dtype=torch.long)
     n_in = len(seq) - 1                      # positions whose next token is predicted
     plan = window_plan(n_in, window, stride)
     total, scored, fwd_tokens = 0.0, 0, 0
+    i, spent = 0, 0.0
+    key = _run_key(ids, window, stride, context_id, batch_size) if resume_file is not None else None
+    if resume_file is not None and Path(resume_file).exists():
+        state = json.loads(Path(resume_file).read_text())
+        if state.get("key") != key:
+            raise ValueError(f"{resume_file} holds a run on other text or settings: delete it or pass another --resume-file")
+        i, total, scored, fwd_tokens, spent = state["window"], state["nll"], state["tokens"], state["forward_tokens"], state["seconds"]
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(ids), desc="perplexity", unit="tok", dynamic_ncols=True,
+        bar = tqdm(total=len(ids), initial=scored, desc="perplexity", unit="tok", dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 30.0)
-    t0 = time.perf_counter()
-    i = 0
+    t0 = last_save = time.perf_counter()
     while i < len(plan):
         # batch consecutive windows of the same length
         L = plan[i][1] - plan[i][0]
@@ -99,9 +123,15 @@ def sequence_nll(logits_fn: LogitsFn, ids: Sequence[int], window: int, stride: i
             bar.update(sum(k for _, _, k in group))
             bar.set_postfix(ppl=f"{math.exp(total / max(scored, 1)):.2f}", refresh=False)
         i = j
+        now = time.perf_counter()
+        if resume_file is not None and (now - last_save >= save_every_s or i == len(plan)):
+            _save_progress(Path(resume_file), {"key": key, "window": i, "windows": len(plan), "nll": total,
+                                               "tokens": scored, "forward_tokens": fwd_tokens,
+                                               "seconds": spent + now - t0})
+            last_save = now
     if bar is not None:
         bar.close()
-    dt = time.perf_counter() - t0
+    dt = spent + time.perf_counter() - t0
     assert scored == len(ids)
     return {"nll": total, "tokens": scored, "forward_tokens": fwd_tokens, "seconds": dt,
             "scored_tok_per_s": scored / dt if dt > 0 else float("inf"),
@@ -110,7 +140,7 @@ def sequence_nll(logits_fn: LogitsFn, ids: Sequence[int], window: int, stride: i
 
 def text_perplexity(logits_fn: LogitsFn, tokenizer, text: str, window: int = 256, stride: int = 128,
                     max_tokens: Optional[int] = None, batch_size: int = 8, progress: bool = False,
-                    context_id: int = EOS_ID) -> dict:
+                    context_id: int = EOS_ID, resume_file: Optional[Path] = None) -> dict:
     """Token-level and word-level perplexity and bits per byte of ``text`` (see the module docstring);
     ``tokenizer`` is a ``tokenizers.Tokenizer``, ``context_id`` the token prepended as context."""
     ids = tokenizer.encode(text, add_special_tokens=False).ids
@@ -122,7 +152,7 @@ def text_perplexity(logits_fn: LogitsFn, tokenizer, text: str, window: int = 256
     words = len(text.split())
     n_bytes = len(text.encode("utf-8"))
     r = sequence_nll(logits_fn, ids, window, stride, context_id=context_id, batch_size=batch_size,
-                     progress=progress)
+                     progress=progress, resume_file=resume_file)
     nll = r["nll"]
     r.update({
         "words": words, "bytes": n_bytes, "window": window, "stride": stride,
@@ -156,7 +186,8 @@ def _cmd_perplexity(args: argparse.Namespace) -> int:
     data = Path(args.data) if args.data else default_data_path()
     text = data.read_text(encoding="utf-8")
     r = text_perplexity(logits_fn(model, engine), tok, text, window=args.window, stride=args.stride,
-                        max_tokens=args.max_tokens, batch_size=args.batch_size, progress=not args.no_progress)
+                        max_tokens=args.max_tokens, batch_size=args.batch_size, progress=not args.no_progress,
+                        resume_file=args.resume_file)
     views = {"float": "float-qat", "fp32": "float-fp32-noquant", "integer": "integer-view", "golden": "golden-model"}
     r.update({"model": str(args.model), "data": str(data), "engine": engine, "view": views[engine]})
     out = json.dumps(r, indent=1)
@@ -181,6 +212,8 @@ def add_perplexity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-quant", action="store_true", help="same as --engine fp32")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--json", default=None, help="also write the result JSON here")
+    p.add_argument("--resume-file", type=Path, default=None,
+                   help="save the running sums here and continue from them if the file exists (long runs)")
 
 
 def register(subparsers) -> argparse._SubParsersAction:

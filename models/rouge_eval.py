@@ -209,7 +209,8 @@ def _cmd_perplexity_any(args: argparse.Namespace) -> int:
     fn = sm.logits_fn() if sm is not None else (lambda ids: model(input_ids=ids, use_cache=False).logits)
     with torch.no_grad():
         r = hf_text_perplexity(fn, tok, text, window=args.window, stride=args.stride, max_tokens=args.max_tokens,
-                               batch_size=args.batch_size, progress=not args.no_progress)
+                               batch_size=args.batch_size, progress=not args.no_progress,
+                               resume_file=args.resume_file)
     r.update({"model": str(args.model), "data": str(data)})
     if sm is not None:
         r["spike"] = sm.describe()

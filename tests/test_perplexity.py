@@ -119,3 +119,32 @@ def test_model_and_cli(tok, tmp_path, capsys):
     assert out["token_ppl"] == pytest.approx(direct["token_ppl"], rel=1e-9)
     assert out["view"] == "float-qat" and out["words"] == len(text.split())
     assert 1 < out["token_ppl"] < 2 * 400  # an untrained model is near uniform
+
+
+def test_an_interrupted_run_resumes_to_the_same_sums(tmp_path):
+    torch.manual_seed(0)
+    table = torch.randn(50, 50)
+
+    def bigram(x):
+        return table[x]
+
+    ids = torch.randint(0, 50, (700,)).tolist()
+    whole = sequence_nll(bigram, ids, window=64, stride=32, batch_size=2)
+    calls = {"n": 0}
+
+    def dies_after_three_batches(x):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return table[x]
+
+    state = tmp_path / "run.json"
+    with pytest.raises(KeyboardInterrupt):
+        sequence_nll(dies_after_three_batches, ids, window=64, stride=32, batch_size=2, resume_file=state,
+                     save_every_s=0.0)
+    assert json.loads(state.read_text())["window"] == 6          # three batches of two windows were saved
+    resumed = sequence_nll(bigram, ids, window=64, stride=32, batch_size=2, resume_file=state)
+    assert resumed["nll"] == whole["nll"] and resumed["tokens"] == whole["tokens"]
+    assert resumed["forward_tokens"] == whole["forward_tokens"]
+    with pytest.raises(ValueError, match="holds a run on other text or settings"):
+        sequence_nll(bigram, ids[:-1], window=64, stride=32, batch_size=2, resume_file=state)
