@@ -11,7 +11,7 @@ BLAS runs on one thread (set before NumPy loads): on this shared 2-core machine 
 11.6 ms instead of 0.1 ms for one 8 x 256 x 256 slice product, which would measure the contention.
 Perplexity: the wall time of one WikiText-2 test perplexity evaluation of the bundled model (first
 ``--perplexity-tokens`` tokens, 2048 by default, window 256, stride 128) with every ternary layer on
-crossbar tiles (:data:`sim.crossbar.perplexity_sweep.BASE` — 128 x 128 tiles, 1-bit DAC, 8-bit ADC with a
+crossbar tiles (:data:`experiments.crossbar_perplexity.BASE` — 128 x 128 tiles, 1-bit DAC, 8-bit ADC with a
 one-unit step — plus 2 % read noise and 1 % stuck-at devices, the analog path), against the same
 evaluation on the digital integer view; torch runs on one thread.
 Run: ``python bench/bench_crossbar.py`` -> ``bench/results/crossbar.json``.
@@ -31,8 +31,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._records import record, write_records  # noqa: E402
-from models import numformat  # noqa: E402
-from models.ternary_kernels import ternary_matvec_batch  # noqa: E402
+from models.program import numformat  # noqa: E402
+from models.program.ternary_kernels import ternary_matvec_batch  # noqa: E402
 from sim.crossbar.costs import PeripheryCosts, mvm_cost, mvm_events  # noqa: E402
 from sim.crossbar.device import DeviceParams  # noqa: E402
 from sim.crossbar.ir_drop import WireParams, column_currents  # noqa: E402
@@ -60,11 +60,11 @@ def perplexity_record(max_tokens: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from models.checkpoint import load_checkpoint
-    from models.integer_program import IntegerProgram
-    from models.perplexity import default_data_path
-    from models.tokenizer import load_tokenizer
-    from sim.crossbar.perplexity_sweep import BASE, Evaluator, apply_knob
+    from models.mmfree.checkpoint import load_checkpoint
+    from models.program.integer_program import IntegerProgram
+    from models.eval.perplexity import default_data_path
+    from models.text.tokenizer import load_tokenizer
+    from experiments.crossbar_perplexity import BASE, Evaluator, apply_knob
 
     bundled = Path(__file__).resolve().parent.parent / "models" / "bundled"
     ev = Evaluator(IntegerProgram.from_model(load_checkpoint(bundled)), load_tokenizer(bundled),

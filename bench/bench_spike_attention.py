@@ -7,8 +7,8 @@ each layer's attention and its spike counts ``(n_q, n_k, n_v)`` (``SpikeLinearAt
 ``--head``, and streams them through :class:`hw.spike_attention.SpikeAttention` (head width 64, T 4, the
 head's decay shift, ``--lanes`` lanes): one sequence per layer, each starting with ``clear``, first without
 stalls (every token's cycle count checked against :func:`hw.spike_attention.cycles_per_token`), then again
-with random stalls. Every output word is compared with :func:`models.spike_attention.head_step`, which is
-first checked against the model's own integers (:func:`models.spike_attention.exact_attention`).
+with random stalls. Every output word is compared with :func:`models.program.spike_attention.head_step`, which is
+first checked against the model's own integers (:func:`models.program.spike_attention.exact_attention`).
 
 Records: cycles per token (baseline: the same unit without event skipping, every (timestep, row) pair
 costing a cycle per column group), q spikes per token (baseline: ``dh * T``), and simulated cycles/s of
@@ -53,7 +53,7 @@ def resolve_checkpoint(arg: str | None) -> Path:
         found = newest_checkpoint()
         if found is None:
             raise SystemExit(f"no checkpoint under {RUN_DIR} yet; train one with: "
-                             f"python -m models.train models/configs/bundled_spike_attention.yaml --out {RUN_DIR}")
+                             f"python -m models.mmfree.train models/configs/bundled_spike_attention.yaml --out {RUN_DIR}")
         return found
     path = Path(arg) if arg else DEFAULT_CHECKPOINT
     if not (path / "config.json").exists():
@@ -76,9 +76,9 @@ def real_counts(ckpt: Path, n_tokens: int, layers: list[int] | None, heads: list
     of the WikiText-2 test text; checks the golden head against the model's own integers."""
     import torch
 
-    from models.checkpoint import load_checkpoint
-    from models.spike_attention import exact_attention, head_step, spike_trains
-    from models.tokenizer import encode, load_tokenizer
+    from models.mmfree.checkpoint import load_checkpoint
+    from models.program.spike_attention import exact_attention, head_step, spike_trains
+    from models.text.tokenizer import encode, load_tokenizer
 
     torch.set_num_threads(1)
     model = load_checkpoint(ckpt)
@@ -86,7 +86,7 @@ def real_counts(ckpt: Path, n_tokens: int, layers: list[int] | None, heads: list
     if cfg.token_mixer != "spike_attention":
         raise SystemExit(f"{ckpt} is a {cfg.token_mixer} model, not spike attention")
     tok = load_tokenizer(tokenizer_path(ckpt))
-    from models.perplexity import default_data_path
+    from models.eval.perplexity import default_data_path
 
     wikitext = default_data_path()
     ids = encode(tok, wikitext.read_text(encoding="utf-8")[:20 * n_tokens + 1000])[:n_tokens]

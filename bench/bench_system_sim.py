@@ -17,11 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._records import RESULTS_DIR, record, write_records  # noqa: E402
-from sim.activity import assumed_activity  # noqa: E402
-from sim.compiler import chips_needed, compile_model  # noqa: E402
-from sim.energy import load_preset  # noqa: E402
-from sim.shapes import SCALES  # noqa: E402
-from sim.system import SystemModel  # noqa: E402
+from sim.system.activity import assumed_activity  # noqa: E402
+from sim.system.compiler import chips_needed, compile_model  # noqa: E402
+from sim.system.energy import load_preset  # noqa: E402
+from sim.system.shapes import SCALES  # noqa: E402
+from sim.system.model import SystemModel  # noqa: E402
 
 PRESET = "loihi2-estimate"
 GOALS_S = {"370m": 1.0, "13b": 30.0}

@@ -15,8 +15,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._records import best_time, record, write_records  # noqa: E402
-from models import numformat  # noqa: E402
-from models.ternary_kernels import ternary_matvec  # noqa: E402
+from models.program import numformat  # noqa: E402
+from models.program.ternary_kernels import ternary_matvec  # noqa: E402
 
 
 def main() -> None:

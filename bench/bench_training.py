@@ -27,8 +27,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._records import best_time, record, write_records  # noqa: E402
-from models.config import preset  # noqa: E402
-from models.mmfree import MMFreeForCausalLM  # noqa: E402
+from models.mmfree.config import preset  # noqa: E402
+from models.mmfree.model import MMFreeForCausalLM  # noqa: E402
 
 
 def measure(quantize: bool, threads: int, repeat: int) -> dict[str, float]:

@@ -26,10 +26,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from models import numformat
+from models.program import numformat
 from sim.crossbar.tile import LFSR_BITS, LFSR_MASK, MAX_NOISE_BITS
 
-from .ternary_matvec import WeightWriteSignature
+from hw.ternary_matvec import WeightWriteSignature
 
 __all__ = ["CrossbarTile", "cell_memory_image"]
 
@@ -50,7 +50,7 @@ class CrossbarTile(wiring.Component):
     rows, cols : int
         Word lines (inputs per vector) and differential column pairs (outputs per vector).
     act_bits : int
-        Activation width (:data:`models.numformat.ACT_BITS_ALLOWED`).
+        Activation width (:data:`models.program.numformat.ACT_BITS_ALLOWED`).
     dac_bits : int
         Bits per input slice; divides ``act_bits``.
     cell_bits : int

@@ -1,21 +1,21 @@
 """The elementwise unit: the MLGRU and GLU non-linear parts and the per-token BitLinear front end.
 
-Everything here is the integer program of :mod:`models.numformat` and :mod:`models.golden` in hardware,
+Everything here is the integer program of :mod:`models.program.numformat` and :mod:`models.program.golden` in hardware,
 bit for bit:
 
 :class:`MlgruCell`
     Per channel ``j``: ``f = lb + rs((1 - lb) * sigmoid(yf), 15)``, ``i = rs(silu(yi) * (1 - f), 15)``,
     ``h = sat24(rs(f * h, 15) + i)`` (``h`` held on chip between tokens), ``v = sat32(rs(sat32(rs(yg * gn,
     12)) * silu(h), 16))``. A seven-register pipeline, one channel per cycle; ``rs`` is
-    :func:`~models.numformat.round_shift`, the sigmoid the spec's piecewise-linear table as a ROM.
+    :func:`~models.program.numformat.round_shift`, the sigmoid the spec's piecewise-linear table as a ROM.
 :class:`GluCell`
     Takes the ``2m`` gate-projection results of a token, keeps the first ``m`` (``g``) and emits
     ``sat32(rs(silu(g_j) * u_j, 16))`` as the second half (``u``) arrives.
 :class:`BitLinearFront`
     Per token and projection: ``z = u * gain`` (exact, 48 bits), ``max|z|``, the absmax int8 codes through one
     reciprocal (a 17-cycle restoring divider), the sum of squares of ``u`` and the reciprocal square root
-    (:data:`~models.numformat.RSQRT_TABLE` as a ROM), and the per-token ``(multiplier, shift)`` of
-    :func:`~models.numformat.bitlinear_scale` — the codes and the scale a :class:`~hw.ternary_core.TernaryCore`
+    (:data:`~models.program.numformat.RSQRT_TABLE` as a ROM), and the per-token ``(multiplier, shift)`` of
+    :func:`~models.program.numformat.bitlinear_scale` — the codes and the scale a :class:`~hw.ternary_core.TernaryCore`
     consumes.
 :class:`Elementwise`
     The three side by side (the unit a testbench drives).
@@ -28,11 +28,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from models import numformat as nf
+from models.program import numformat as nf
 
-from .fixed import at_least_zero, bit_length, round_shift, saturate
-from .ternary_core import SCALE_SHIFT_BITS, ScaleLayout
-from .ternary_matvec import WeightWriteSignature
+from hw.fixed import at_least_zero, bit_length, round_shift, saturate
+from hw.ternary_core import SCALE_SHIFT_BITS, ScaleLayout
+from hw.ternary_matvec import WeightWriteSignature
 
 __all__ = ["CellInLayout", "MlgruCell", "GluCell", "BitLinearFront", "Elementwise", "sigmoid"]
 
@@ -69,7 +69,7 @@ def _pair_rom(m: Module, name: str, table) -> tuple:
 
 
 def sigmoid(m: Module, name: str, y):
-    """:func:`models.numformat.sigmoid_q` of a signed Q OUT_FRAC value: Q GATE_FRAC, a ROM and one multiply."""
+    """:func:`models.program.numformat.sigmoid_q` of a signed Q OUT_FRAC value: Q GATE_FRAC, a ROM and one multiply."""
     pos = Signal(range((_SIG_LAST << _SIG_SHIFT) + 1), name=f"{name}_pos")
     raw = y + (nf.SIGMOID_RANGE << nf.OUT_FRAC)
     m.d.comb += pos.eq(Mux(raw < 0, 0, Mux(raw > (_SIG_LAST << _SIG_SHIFT), _SIG_LAST << _SIG_SHIFT, raw)))
@@ -256,7 +256,7 @@ class BitLinearFront(wiring.Component):
     Parameters
     ----------
     fan_in : int
-        Inputs ``n`` per token (at most :data:`models.integer_program.MAX_BITLINEAR_FAN_IN`).
+        Inputs ``n`` per token (at most :data:`models.program.integer_program.MAX_BITLINEAR_FAN_IN`).
 
     Members
     -------
@@ -276,7 +276,7 @@ class BitLinearFront(wiring.Component):
     """
 
     def __init__(self, *, fan_in: int):
-        from models.integer_program import MAX_BITLINEAR_FAN_IN
+        from models.program.integer_program import MAX_BITLINEAR_FAN_IN
         _check_size("Fan-in", fan_in)
         if fan_in > MAX_BITLINEAR_FAN_IN:
             raise ValueError(f"Fan-in {fan_in} exceeds the spec's largest BitLinear fan-in {MAX_BITLINEAR_FAN_IN}")

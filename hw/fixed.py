@@ -1,7 +1,7 @@
 """The number-format spec's integer rules as Amaranth logic.
 
 Each builder adds combinational logic to a module and returns a signal that holds exactly what the
-function of the same name in :mod:`models.numformat` computes on one element: :func:`round_shift`
+function of the same name in :mod:`models.program.numformat` computes on one element: :func:`round_shift`
 (round half away from zero), :func:`saturate`, :func:`bit_length`. Operands are first captured in
 signals, so an expression used twice is emitted once.
 """

@@ -44,13 +44,13 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from models import numformat as nf
-from models.integer_program import PROJECTIONS
+from models.program import numformat as nf
+from models.program.integer_program import PROJECTIONS
 
-from .axi import AxiLiteRegisters
-from .elementwise import BitLinearFront, GluCell, MlgruCell
-from .fixed import round_shift, saturate
-from .ternary_core import TernaryCore
+from hw.axi import AxiLiteRegisters
+from hw.elementwise import BitLinearFront, GluCell, MlgruCell
+from hw.fixed import round_shift, saturate
+from hw.ternary_core import TernaryCore
 
 __all__ = ["NeurocoreTop", "check_layer", "layer_load_frames", "LOAD_TARGETS", "REGISTERS", "ID_WORD", "MAX_LANES", "ONCHIP_WEIGHT_BITS",
            "CLOCK_MHZ_RANGE"]
@@ -308,8 +308,8 @@ class NeurocoreTop(wiring.Component):
 
 def layer_load_frames(layer, lanes: int) -> list[list[int]]:
     """The ``s_axis_load`` frames (lists of 32-bit words, header first) that load one
-    :class:`models.integer_program.Layer` into a :class:`NeurocoreTop` with ``lanes`` lanes."""
-    from .ternary_matvec import weight_memory_image
+    :class:`models.program.integer_program.Layer` into a :class:`NeurocoreTop` with ``lanes`` lanes."""
+    from hw.ternary_matvec import weight_memory_image
 
     def frame(target: str, words) -> list[int]:
         return [LOAD_TARGETS[target] << 24] + [int(w) & 0xFFFFFFFF for w in words]

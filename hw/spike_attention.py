@@ -1,7 +1,7 @@
 """Spike attention unit: one head of the spike-based linear attention per token, the KV state on chip.
 
-Executes :mod:`models.spike_attention` (the spec) for one head of width ``dh`` with ``T`` timesteps and
-decay shift ``s``, bit-exactly as :func:`models.spike_attention.head_step`. Data flow of one token::
+Executes :mod:`models.program.spike_attention` (the spec) for one head of width ``dh`` with ``T`` timesteps and
+decay shift ``s``, bit-exactly as :func:`models.program.spike_attention.head_step`. Data flow of one token::
 
     spikes stream ──► LOAD (T beats, one per timestep): k bits and the clear flag from beat 0; per
                       channel, the v spikes are summed into n_v[j] in [-T, T] and the q spikes into
@@ -27,7 +27,7 @@ bits                  field
 ====================  =========================================================================
 ``[0, dh)``           ``q``: the q spikes of this timestep, channel ``i`` at bit ``i``
 ``[dh, 3 dh)``        ``v``: the v spikes of this timestep, 2-bit codes as ternary weights
-                      (:data:`models.numformat.TERNARY_CODES`: ``+1 -> 01``, ``0 -> 00``,
+                      (:data:`models.program.numformat.TERNARY_CODES`: ``+1 -> 01``, ``0 -> 00``,
                       ``-1 -> 11``; the reserved ``10`` reads as 0), channel ``j`` at ``[dh + 2j, +2)``
 ``[3 dh, 4 dh)``      ``k``: the key spikes of the token (read from beat 0 only)
 ``4 dh``              ``clear``: the state before this token reads as zero — a new sequence
@@ -49,10 +49,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from models import numformat as nf
+from models.program import numformat as nf
 
-from .fixed import saturate
-from .ternary_matvec import WeightWriteSignature
+from hw.fixed import saturate
+from hw.ternary_matvec import WeightWriteSignature
 
 __all__ = ["BUNDLED_HEAD", "SpikeAttention", "beat_layout", "token_beats", "state_memory_image", "cycles_per_token",
            "dense_cycles_per_token"]
@@ -245,7 +245,7 @@ def _codes(v) -> np.ndarray:
 
 def token_beats(k, v_trains, q_trains, clear: bool = False, *, later_k=None, later_clear=None) -> list[int]:
     """The ``T`` ``spikes`` beats of one token: ``k`` (dh,) in {0, 1}, ``v_trains`` (T, dh) in {-1, 0, 1},
-    ``q_trains`` (T, dh) in {0, 1} (:func:`models.spike_attention.spike_trains`), ``clear`` to start a new
+    ``q_trains`` (T, dh) in {0, 1} (:func:`models.program.spike_attention.spike_trains`), ``clear`` to start a new
     sequence. ``k`` and ``clear`` go in beat 0; beats 1.. carry ``later_k`` (T-1, dh) and ``later_clear``
     (T-1,) when given (the unit ignores them; testbenches fill them with noise), else zeros."""
     k = np.asarray(k, dtype=np.int64)

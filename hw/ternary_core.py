@@ -3,7 +3,7 @@
 :class:`TernaryCore` is :class:`hw.ternary_matvec.TernaryMatVec` (P lanes, a ``groups * fan_in``-deep
 memory of 2-bit weight codes, zero activations skipped, accumulators of the spec's width) composed with
 a two-register stream stage that applies the per-token scale exactly as
-:func:`models.numformat.apply_scale`::
+:func:`models.program.numformat.apply_scale`::
 
     act ──► TernaryMatVec ──► acc ──► [A: acc, multiplier, shift] ──► [B: apply_scale] ──► res
     scale (one beat per vector) ──┘
@@ -21,20 +21,20 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from models import numformat
+from models.program import numformat
 
-from .fixed import round_shift, saturate
-from .ternary_matvec import TernaryMatVec, WeightWriteSignature, weight_memory_image
+from hw.fixed import round_shift, saturate
+from hw.ternary_matvec import TernaryMatVec, WeightWriteSignature, weight_memory_image
 
 __all__ = ["SCALE_MULTIPLIER_BITS", "SCALE_SHIFT_BITS", "ScaleLayout", "TernaryCore", "weight_memory_image",
            "pack_scale"]
 
-#: Width of the per-token multiplier: :func:`models.numformat.bitlinear_scale` rounds to 16 significant
+#: Width of the per-token multiplier: :func:`models.program.numformat.bitlinear_scale` rounds to 16 significant
 #: bits, and the rounding can carry into bit 16.
 SCALE_MULTIPLIER_BITS = numformat.MULTIPLIER_BITS + 1
 #: Width of the signed per-token shift.
 SCALE_SHIFT_BITS = 8
-#: Largest right shift applied (as :func:`models.numformat.apply_scale`).
+#: Largest right shift applied (as :func:`models.program.numformat.apply_scale`).
 MAX_RIGHT_SHIFT = 62
 
 #: One per-token scale beat.
@@ -66,9 +66,9 @@ class TernaryCore(wiring.Component):
     out_features : int
         Results per vector (N).
     act_bits : int
-        Activation width, one of :data:`models.numformat.ACT_BITS_ALLOWED`.
+        Activation width, one of :data:`models.program.numformat.ACT_BITS_ALLOWED`.
     out_bits : int
-        Width of each scaled result (default :data:`models.numformat.RESID_BITS`).
+        Width of each scaled result (default :data:`models.program.numformat.RESID_BITS`).
 
     Members
     -------

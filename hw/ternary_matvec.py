@@ -14,7 +14,7 @@ Cycles per vector: ``fan_in`` (load, at full stream rate) + ``groups * (events +
 
 Weight memory layout: word ``g * fan_in + k`` holds the codes of outputs ``g*P .. g*P+P-1`` for input
 ``k``, lane ``p`` in bits ``[2p, 2p+2)``; :func:`weight_memory_image` builds it. The codes and the
-accumulator width are the number-format spec's (:mod:`models.numformat`).
+accumulator width are the number-format spec's (:mod:`models.program.numformat`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from models import numformat
+from models.program import numformat
 
 __all__ = ["WeightWriteSignature", "TernaryMatVec", "weight_memory_image"]
 
@@ -57,14 +57,14 @@ class TernaryMatVec(wiring.Component):
     lanes : int
         Parallel accumulators (P). Must divide ``out_features``.
     fan_in : int
-        Activations per vector (K), at most :data:`models.numformat.MAX_FAN_IN`.
+        Activations per vector (K), at most :data:`models.program.numformat.MAX_FAN_IN`.
     out_features : int
         Results per vector (N).
     act_bits : int
-        Activation width; one of :data:`models.numformat.ACT_BITS_ALLOWED`.
+        Activation width; one of :data:`models.program.numformat.ACT_BITS_ALLOWED`.
     out_bits : int or None
         Width of each result; the accumulator saturates into it. ``None`` means the full accumulator
-        width :func:`models.numformat.acc_bits` (no saturation can occur).
+        width :func:`models.program.numformat.acc_bits` (no saturation can occur).
 
     Members
     -------

@@ -13,12 +13,12 @@ from typing import Callable
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from .crossbar_tile import CrossbarTile
-from .elementwise import Elementwise
-from .neurocore_top import NeurocoreTop
-from .spike_attention import BUNDLED_HEAD, SpikeAttention
-from .ternary_core import TernaryCore
-from .ternary_matvec import TernaryMatVec
+from hw.crossbar_tile import CrossbarTile
+from hw.elementwise import Elementwise
+from hw.neurocore_top import NeurocoreTop
+from hw.spike_attention import BUNDLED_HEAD, SpikeAttention
+from hw.ternary_core import TernaryCore
+from hw.ternary_matvec import TernaryMatVec
 
 __all__ = ["UNITS", "emit", "port_list", "write_all"]
 

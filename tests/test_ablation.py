@@ -5,11 +5,11 @@ import argparse
 import pytest
 import torch
 
-from models.checkpoint import save_checkpoint
-from models.config import preset
-from models.mmfree import MMFreeForCausalLM
-from models.tokenizer import corpus_files, save_tokenizer, train_tokenizer
-from sim import ablation
+from models.mmfree.checkpoint import save_checkpoint
+from models.mmfree.config import preset
+from models.mmfree.model import MMFreeForCausalLM
+from models.text.tokenizer import corpus_files, save_tokenizer, train_tokenizer
+from experiments import ablation
 
 torch.set_num_threads(1)
 

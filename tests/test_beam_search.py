@@ -1,4 +1,4 @@
-"""Decoders (models/beam_search.py): greedy, standard beam search, spike-based beam search.
+"""Decoders (models/decoding/beam_search.py): greedy, standard beam search, spike-based beam search.
 
 What is promised and tested:
 * beam width 1 is greedy exactly (tokens and score), on the torch model, the golden model and a table
@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
-from models import beam_search as bs
-from models.config import preset
-from models.golden import GoldenModel
-from models.integer_program import IntegerProgram
-from models.mmfree import MMFreeForCausalLM
-from models.spike_coding import Coding
+from models.decoding import beam_search as bs
+from models.mmfree.config import preset
+from models.program.golden import GoldenModel
+from models.program.integer_program import IntegerProgram
+from models.mmfree.model import MMFreeForCausalLM
+from models.transformer.coding import Coding
 
 torch.set_num_threads(1)
 

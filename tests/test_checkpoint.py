@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models.checkpoint import (CheckpointError, expected_shapes, load_checkpoint, load_config,
+from models.mmfree.checkpoint import (CheckpointError, expected_shapes, load_checkpoint, load_config,
                                load_state_dict, save_checkpoint)
-from models.config import preset
-from models.mmfree import MMFreeForCausalLM
+from models.mmfree.config import preset
+from models.mmfree.model import MMFreeForCausalLM
 
 torch.set_num_threads(1)
 
@@ -28,7 +28,7 @@ UPSTREAM_CONFIG = {
 
 
 def upstream_tensors(cfg, gen):
-    """The upstream key list written out by hand (independent of models.checkpoint)."""
+    """The upstream key list written out by hand (independent of models.mmfree.checkpoint)."""
     d, m, V, L = cfg["hidden_size"], 256, cfg["vocab_size"], cfg["num_hidden_layers"]  # 32*4*2/3 -> 256
     t = {"model.embeddings.weight": (V, d), "model.lower_bounds": (L, d), "model.norm.weight": (d,),
          "lm_head.weight": (V, d), "lm_head.norm.weight": (d,)}
@@ -265,7 +265,7 @@ def test_checkpoint_error_is_value_error(tmp_path):
 
 
 def test_convert_command_to_float16(tmp_path, capsys):
-    from models.checkpoint import main
+    from models.mmfree.checkpoint import main
 
     m = tiny_model()
     save_checkpoint(m, tmp_path / "src")

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from models import numformat
-from models.config import preset
-from models.ternary_kernels import ternary_matvec
+from models.program import numformat
+from models.mmfree.config import preset
+from models.program.ternary_kernels import ternary_matvec
 from sim.crossbar.costs import (PeripheryCosts, accuracy_sweep, model_layers, mvm_cost, mvm_events,
                                 token_report)
 from sim.crossbar.device import DeviceParams, program

@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from models.checkpoint import save_checkpoint
-from models.config import preset
-from models.data import corpus_files
-from models.integer_program import IntegerProgram
-from models.mmfree import MMFreeForCausalLM
-from models.tokenizer import save_tokenizer, train_tokenizer
-from sim.crossbar import perplexity_sweep as ps
+from models.mmfree.checkpoint import save_checkpoint
+from models.mmfree.config import preset
+from models.text.corpus import corpus_files
+from models.program.integer_program import IntegerProgram
+from models.mmfree.model import MMFreeForCausalLM
+from models.text.tokenizer import save_tokenizer, train_tokenizer
+from experiments import crossbar_perplexity as ps
 from sim.crossbar.device import DeviceParams
 from sim.crossbar.tile import CrossbarConfig, Periphery
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from models.config import preset
-from models.engines import ENGINES, logits_fn
-from models.mmfree import MMFreeForCausalLM
+from models.mmfree.config import preset
+from models.program.engines import ENGINES, logits_fn
+from models.mmfree.model import MMFreeForCausalLM
 
 
 def test_integer_and_golden_engines_give_identical_logits():
@@ -32,10 +32,10 @@ def test_eval_perplexity_engines_integer_and_golden_agree(tmp_path, capsys):
     """``nmllm eval perplexity --engine integer`` and ``--engine golden`` give the same perplexity."""
     import json
 
-    from models.checkpoint import save_checkpoint
-    from models.data import corpus_files
-    from models.tokenizer import save_tokenizer, train_tokenizer
-    from sim.cli import main
+    from models.mmfree.checkpoint import save_checkpoint
+    from models.text.corpus import corpus_files
+    from models.text.tokenizer import save_tokenizer, train_tokenizer
+    from nmllm.cli import main
 
     tok = train_tokenizer(400, corpus_files()[:1], max_bytes=30_000)
     torch.manual_seed(0)

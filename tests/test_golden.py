@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from models import numformat as nf
-from models.config import preset
-from models.golden import GoldenModel, pack_codes
-from models.integer_program import IntegerProgram, ProgramError
-from models.integer_view import IntegerView
-from models.mmfree import MMFreeForCausalLM
+from models.program import numformat as nf
+from models.mmfree.config import preset
+from models.program.golden import GoldenModel, pack_codes
+from models.program.integer_program import IntegerProgram, ProgramError
+from models.program.integer_view import IntegerView
+from models.mmfree.model import MMFreeForCausalLM
 
 
 def random_model(seed: int, **overrides) -> MMFreeForCausalLM:
@@ -96,7 +96,7 @@ def test_zero_input_costs_no_events():
     view_logits, _ = IntegerView(program).forward(torch.tensor([[3]]))
     assert np.array_equal(logits, view_logits[0, 0].numpy())
     ev = np.zeros(3, dtype=np.int64)
-    from models.events import LayerEvents
+    from models.program.events import LayerEvents
     acc = LayerEvents()
     out = g.layers[0]["i_proj"](np.zeros(program.hidden_size, dtype=np.int64), (0, 0), ev, acc)
     assert not out.any() and acc.input_events == 0 and acc.synaptic_ops == 0 and acc.weight_bytes_read == 0
@@ -188,7 +188,7 @@ def test_gain_outside_the_spec_range_is_refused():
 def test_golden_equals_integer_view_on_the_bundled_model():
     from pathlib import Path
 
-    from models.checkpoint import load_checkpoint
+    from models.mmfree.checkpoint import load_checkpoint
     bundled = Path(__file__).resolve().parent.parent / "models" / "bundled"
     program = IntegerProgram.from_model(load_checkpoint(bundled))
     ids = torch.arange(5, 5 + 24 * 37, 37).remainder(program.vocab_size).view(1, -1)

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import numformat as nf
+from models.program import numformat as nf
 
 
 def rha(q: Fraction) -> int:

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.config import PRESETS, MMFreeConfig, preset
-from models.mmfree import (BitLinear, MMFreeForCausalLM, act_quant, linear_recurrence, round_half_away,
+from models.mmfree.config import PRESETS, MMFreeConfig, preset
+from models.mmfree.model import (BitLinear, MMFreeForCausalLM, act_quant, linear_recurrence, round_half_away,
                            weight_quant)
 
 torch.set_num_threads(1)

@@ -13,9 +13,9 @@ from hw.elementwise import BitLinearFront, Elementwise, GluCell, MlgruCell
 from hw.fixed import bit_length, round_shift, saturate
 from hw.neurocore_top import LOAD_TARGETS, ONCHIP_WEIGHT_BITS, NeurocoreTop, layer_load_frames
 from hw.ternary_core import TernaryCore, pack_scale
-from models import numformat as nf
-from models.config import preset
-from models.integer_program import PROJECTIONS, IntegerProgram
+from models.program import numformat as nf
+from models.mmfree.config import preset
+from models.program.integer_program import PROJECTIONS, IntegerProgram
 
 
 def test_layer_weights_beyond_the_on_chip_memory_are_refused():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import numformat
+from models.program import numformat
 
 
 def slow_round_half_away(q: Fraction) -> int:

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from models.checkpoint import save_checkpoint
-from models.config import preset
-from models.data import corpus_files, data_root
-from models.mmfree import MMFreeForCausalLM
-from models.perplexity import (model_logits_fn, register, sequence_nll, text_perplexity, window_plan)
-from models.tokenizer import EOS_ID, save_tokenizer, train_tokenizer
+from models.mmfree.checkpoint import save_checkpoint
+from models.mmfree.config import preset
+from models.text.corpus import corpus_files, data_root
+from models.mmfree.model import MMFreeForCausalLM
+from models.eval.perplexity import (model_logits_fn, register, sequence_nll, text_perplexity, window_plan)
+from models.text.tokenizer import EOS_ID, save_tokenizer, train_tokenizer
 
 torch.set_num_threads(1)
 

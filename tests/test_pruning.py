@@ -1,4 +1,4 @@
-"""Adaptive synaptic pruning (models/pruning.py): essential synapses survive, per-layer sparsities are met,
+"""Adaptive synaptic pruning (models/pruning/pruner.py): essential synapses survive, per-layer sparsities are met,
 sparsity 0 changes nothing, bad settings are refused, a pruned program stays bit-exact between the torch
 integer view and the golden model, and a domain update moves the thresholds."""
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from models import pruning as P
-from models.config import preset
-from models.golden import GoldenModel
-from models.integer_program import IntegerProgram
-from models.integer_view import IntegerView
-from models.mmfree import MMFreeForCausalLM
+from models.pruning import pruner as P
+from models.mmfree.config import preset
+from models.program.golden import GoldenModel
+from models.program.integer_program import IntegerProgram
+from models.program.integer_view import IntegerView
+from models.mmfree.model import MMFreeForCausalLM
 
 torch.set_num_threads(1)
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from models import numformat as nf
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.config import MMFreeConfig, preset
-from models.mmfree import MMFreeForCausalLM, SpikeLinearAttention
-from models.spike_attention import (default_decay_shifts, exact_attention, head_step, parallel_attention,
+from models.program import numformat as nf
+from models.mmfree.checkpoint import load_checkpoint, save_checkpoint
+from models.mmfree.config import MMFreeConfig, preset
+from models.mmfree.model import MMFreeForCausalLM, SpikeLinearAttention
+from models.program.spike_attention import (default_decay_shifts, exact_attention, head_step, parallel_attention,
                                     spike_counts, spike_counts_int, spike_trains, state_error_bound)
 
 torch.set_num_threads(1)
@@ -179,9 +179,9 @@ def test_default_decay_shifts_span_short_to_long_memory():
 
 # ---------------------------------------------------------------------------- integer program, golden model
 def test_golden_model_equals_the_integer_view_for_the_spike_mixer(tmp_path):
-    from models.golden import GoldenModel
-    from models.integer_program import IntegerProgram
-    from models.integer_view import IntegerView
+    from models.program.golden import GoldenModel
+    from models.program.integer_program import IntegerProgram
+    from models.program.integer_view import IntegerView
 
     torch.manual_seed(2)
     model = MMFreeForCausalLM(spike_config())
@@ -203,8 +203,8 @@ def test_golden_model_equals_the_integer_view_for_the_spike_mixer(tmp_path):
 
 
 def test_golden_snapshot_restores_both_kinds_of_state():
-    from models.golden import GoldenModel
-    from models.integer_program import IntegerProgram
+    from models.program.golden import GoldenModel
+    from models.program.integer_program import IntegerProgram
 
     torch.manual_seed(4)
     golden = GoldenModel(IntegerProgram.from_model(MMFreeForCausalLM(spike_config())))

@@ -17,8 +17,8 @@ import torch
 from hw.spike_attention import (BUNDLED_HEAD, SpikeAttention, cycles_per_token, dense_cycles_per_token,
                                 state_memory_image, token_beats)
 from hw.verilog import emit, port_list
-from models import numformat as nf
-from models.spike_attention import head_step, parallel_attention, spike_trains, state_error_bound
+from models.program import numformat as nf
+from models.program.spike_attention import head_step, parallel_attention, spike_trains, state_error_bound
 from verif.flow import run_bench
 from verif.registry import BENCHES
 from verif.simulators import available_simulators

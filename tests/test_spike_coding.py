@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.spike_coding import CODINGS, MAX_TIMESTEPS, Coding, round_half_away
+from models.transformer.coding import CODINGS, MAX_TIMESTEPS, Coding, round_half_away
 
 TS = (1, 2, 3, 7, 16)
 

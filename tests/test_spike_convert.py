@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from models.events import LayerEvents
-from models.hf_transformer import hf_logits_fn, is_hf_ref, load_hf_model, resolve
-from models.spike_convert import (SITE_KINDS, UnsupportedModelError, calibrate, check_supported, convert,
+from models.program.events import LayerEvents
+from models.transformer.loader import hf_logits_fn, is_hf_ref, load_hf_model, resolve
+from models.transformer.convert import (SITE_KINDS, UnsupportedModelError, calibrate, check_supported, convert,
                                   find_sites, parse_schedule, quantize_weight)
 
 VOCAB = 384
@@ -32,7 +32,7 @@ def tiny_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from models.data import corpus_files
+    from models.text.corpus import corpus_files
 
     text = corpus_files()[0].read_text(encoding="utf-8")[:20000]
     tok = Tokenizer(models.BPE())
@@ -211,7 +211,7 @@ def test_calibration_uses_given_tokens_only(tiny_dir, batches):
 
 
 def test_error_analysis_on_tiny_llama(converted, batches):
-    from models.error_analysis import cos_snr, greedy_schedule, layer_similarity, site_sensitivity, token_type
+    from experiments.spike_errors import cos_snr, greedy_schedule, layer_similarity, site_sensitivity, token_type
 
     sm, _ = converted
     ids = batches["eval"][:1]
@@ -233,7 +233,7 @@ def test_error_analysis_on_tiny_llama(converted, batches):
 
 
 def test_interpretability_statistics():
-    from models.spike_interpret import entropy_bits, kmeans2, nmi
+    from experiments.spike_interpret import entropy_bits, kmeans2, nmi
 
     y = torch.tensor([0, 0, 1, 1, 0, 1])
     assert float(nmi(y, y)) == pytest.approx(1.0)
@@ -251,7 +251,7 @@ def test_interpretability_statistics():
 
 
 def test_spike_recorder_on_tiny_llama(converted, batches):
-    from models.spike_interpret import SpikeRecorder
+    from experiments.spike_interpret import SpikeRecorder
 
     sm, _ = converted
     sm.configure("rate", 4)
@@ -264,9 +264,9 @@ def test_spike_recorder_on_tiny_llama(converted, batches):
 
 
 def test_perplexity_adapter_dense_and_converted(tiny_dir):
-    from models.data import data_root
-    from models.hf_transformer import context_token_id, hf_text_perplexity, load_hf_tokenizer
-    from models.spike_convert import calibration_token_batches
+    from models.text.corpus import data_root
+    from models.transformer.loader import context_token_id, hf_text_perplexity, load_hf_tokenizer
+    from models.transformer.convert import calibration_token_batches
 
     tok = load_hf_tokenizer(tiny_dir)
     assert context_token_id(tok) == 0                           # <|endoftext|>
@@ -283,8 +283,8 @@ def test_perplexity_adapter_dense_and_converted(tiny_dir):
 
 
 def test_rouge_pieces(tiny_dir):
-    from models.hf_transformer import load_hf_tokenizer
-    from models.rouge_eval import default_data_path, evaluate_rouge, load_pairs, rouge_scores, split_sentences
+    from models.transformer.loader import load_hf_tokenizer
+    from models.eval.rouge import default_data_path, evaluate_rouge, load_pairs, rouge_scores, split_sentences
 
     assert split_sentences("One here. Two there! Three?\nFour") == "One here.\nTwo there!\nThree?\nFour"
     same = rouge_scores(["the cat sat. it ran."], ["the cat sat .\nit ran ."])
@@ -301,12 +301,14 @@ def test_rouge_pieces(tiny_dir):
 def test_cli_eval_and_spike_commands(tiny_dir, tmp_path, capsys):
     import argparse
 
-    from models import perplexity, rouge_eval, spike_cmds
-    from models.data import data_root
+    from models.eval import perplexity
+    from models.eval import rouge as rouge_eval
+    from experiments import spike_study as spike_cmds
+    from models.text.corpus import data_root
 
     parser = argparse.ArgumentParser(prog="nmllm")
     sub = parser.add_subparsers(dest="command", required=True)
-    rouge_eval.register_rouge(perplexity.register(sub))          # as sim/cli.py wires them
+    rouge_eval.register_rouge(perplexity.register(sub))          # as nmllm/cli.py wires them
     spike_cmds.register(sub)
     text = tmp_path / "wiki.txt"
     text.write_text((data_root() / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")[:2000])
@@ -338,7 +340,7 @@ def test_cli_eval_and_spike_commands(tiny_dir, tmp_path, capsys):
 
 
 def test_weight_format_snr(converted, batches):
-    from models.error_analysis import weight_format_snr
+    from experiments.spike_errors import weight_format_snr
 
     sm, _ = converted
     snr = weight_format_snr(sm, batches["eval"][:1])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.sweep.cli import finish
+from experiments.sweep import finish
 from sim.sweep.engine import run_sweep
 from sim.sweep.pareto import pareto_mask
 from sim.sweep.point import evaluate_point
@@ -80,11 +80,11 @@ def test_pareto_mask():
 
 # ------------------------------------------------------------------------------------ points and engine
 def test_point_matches_nmllm_simulate():
-    from sim.activity import assumed_activity
-    from sim.compiler import auto_chips, compile_model
-    from sim.energy import load_preset
-    from sim.shapes import model_shape
-    from sim.system import simulate
+    from sim.system.activity import assumed_activity
+    from sim.system.compiler import auto_chips, compile_model
+    from sim.system.energy import load_preset
+    from sim.system.shapes import model_shape
+    from sim.system.model import simulate
 
     spec = load_spec(_spec(knobs={"preset": ["crossbar"], "adc_bits": [8, 4]}))
     res = [evaluate_point(p.to_dict(), {"metrics": spec.metrics}) for p in spec.points()]
@@ -132,7 +132,7 @@ def _rows(db: Path) -> dict:
 
 
 def _sweep_cmd(spec: Path, out: Path, log: Path, *extra):
-    return [sys.executable, "-m", "sim.cli", "sweep", str(spec), "--out", str(out), "--threads", "--workers", "1",
+    return [sys.executable, "-m", "nmllm.cli", "sweep", str(spec), "--out", str(out), "--threads", "--workers", "1",
             "--no-progress", "--compute-log", str(log), *extra]
 
 
@@ -182,7 +182,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
 
 
 def test_cli_error_is_one_line(tmp_path, capsys):
-    from sim.cli import main
+    from nmllm.cli import main
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(_spec(knobs={"tile_size": []})))
     assert main(["sweep", str(bad), "--out", str(tmp_path / "o")]) == 2
@@ -194,10 +194,10 @@ def test_cli_error_is_one_line(tmp_path, capsys):
 def test_quality_of_a_random_tiny_model(tmp_path):
     import torch
 
-    from models.checkpoint import save_checkpoint
-    from models.config import preset
-    from models.mmfree import MMFreeForCausalLM
-    from models.tokenizer import save_tokenizer, train_tokenizer_from_iterator
+    from models.mmfree.checkpoint import save_checkpoint
+    from models.mmfree.config import preset
+    from models.mmfree.model import MMFreeForCausalLM
+    from models.text.tokenizer import save_tokenizer, train_tokenizer_from_iterator
 
     text = ("The quick brown fox jumps over the lazy dog. " * 40 + "A crossbar array sums currents on its bit lines. " * 40)
     (tmp_path / "text.txt").write_text(text)

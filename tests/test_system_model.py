@@ -9,15 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from models.events import LayerEvents
-from sim import system_cmds
-from sim.activity import Activity, activity_from_layer_events, assumed_activity, gaussian_ternary_density
-from sim.compiler import (CORE_FIELDS, MSG_SYN, PHASE_FIELDS, DoesNotFit, Mapping, Stage, auto_chips, chips_needed,
+from models.program.events import LayerEvents
+from nmllm.commands import system as system_cmds
+from sim.system.activity import Activity, activity_from_layer_events, assumed_activity, gaussian_ternary_density
+from sim.system.compiler import (CORE_FIELDS, MSG_SYN, PHASE_FIELDS, DoesNotFit, Mapping, Stage, auto_chips, chips_needed,
                           compile_model)
-from sim.energy import ENERGY_KEYS, LATENCY_KEYS, load_preset, preset_names
-from sim.hwconfig import HWConfig, parse_override
-from sim.shapes import SCALES, ModelShape, model_shape
-from sim.system import CATEGORIES, SystemModel, simulate
+from sim.system.energy import ENERGY_KEYS, LATENCY_KEYS, load_preset, preset_names
+from sim.system.hwconfig import HWConfig, parse_override
+from sim.system.shapes import SCALES, ModelShape, model_shape
+from sim.system.model import CATEGORIES, SystemModel, simulate
 
 # Costs chosen so the hand computation is easy to follow (ns and pJ); every other cost is zero.
 NS = {"neuron_update": 10.0, "axon_out": 5.0, "hop_ew": 4.0, "link_packet": 3.0, "input_event": 1.0,
@@ -227,8 +227,8 @@ def test_cli_compile_and_simulate(tmp_path, capsys):
 
 
 def test_baselines_and_scaling_rows(tmp_path):
-    from sim.baselines import gpu_roofline, measure_cpu_decode
-    from sim.scaling import run_point, table, write_outputs
+    from sim.system.baselines import gpu_roofline, measure_cpu_decode
+    from experiments.scaling import run_point, table, write_outputs
 
     g = gpu_roofline(SCALES["370m"], "jetson-orin-nano")
     assert g["tokens_per_s"] == pytest.approx(68e9 / (SCALES["370m"].params * 2))
@@ -245,11 +245,11 @@ def test_baselines_and_scaling_rows(tmp_path):
 
 
 def test_measured_activity_from_a_checkpoint(tmp_path):
-    from models.checkpoint import save_checkpoint
-    from models.config import preset
-    from models.mmfree import MMFreeForCausalLM
-    from models.tokenizer import save_tokenizer, train_tokenizer_from_iterator
-    from sim.activity import measure_activity
+    from models.mmfree.checkpoint import save_checkpoint
+    from models.mmfree.config import preset
+    from models.mmfree.model import MMFreeForCausalLM
+    from models.text.tokenizer import save_tokenizer, train_tokenizer_from_iterator
+    from sim.system.activity import measure_activity
 
     lines = ["the quick brown fox jumps over the lazy dog, again and again."] * 50
     save_tokenizer(train_tokenizer_from_iterator(lines, 512), tmp_path / "tokenizer.json")
@@ -271,11 +271,11 @@ def test_compile_writes_rtl_memory_images_of_a_checkpoint(tmp_path):
     import torch
 
     from hw.neurocore_top import layer_load_frames
-    from models.checkpoint import save_checkpoint
-    from models.config import preset
-    from models.integer_program import IntegerProgram
-    from models.mmfree import MMFreeForCausalLM
-    from sim.cli import main
+    from models.mmfree.checkpoint import save_checkpoint
+    from models.mmfree.config import preset
+    from models.program.integer_program import IntegerProgram
+    from models.mmfree.model import MMFreeForCausalLM
+    from nmllm.cli import main
 
     torch.manual_seed(0)
     model = MMFreeForCausalLM(preset("tiny"))
@@ -293,7 +293,7 @@ def test_compile_writes_rtl_memory_images_of_a_checkpoint(tmp_path):
 def test_spike_attention_shape_maps_its_kv_state_and_costs_its_spike_gated_adds():
     from dataclasses import replace
 
-    from models.config import preset as model_preset
+    from models.mmfree.config import preset as model_preset
     cfg = model_preset("tiny", token_mixer="spike_attention", num_heads=2, use_lower_bound=False)
     shape = ModelShape.from_config("tiny-spike", cfg, "test", False)
     assert shape.token_mixer == "spike_attention" and shape.head_dim == 16

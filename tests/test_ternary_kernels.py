@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from models import numformat
-from models.ternary_kernels import ternary_matvec, ternary_matvec_batch
+from models.program import numformat
+from models.program.ternary_kernels import ternary_matvec, ternary_matvec_batch
 
 
 def slow_matvec(weights, x, out_bits):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from models.config import preset
-from models.data import corpus_files, data_root
-from models.tokenizer import (BOS_ID, EOS_ID, MIN_VOCAB, PAD_ID, UNK_ID, check_matches_config, decode, encode,
+from models.mmfree.config import preset
+from models.text.corpus import corpus_files, data_root
+from models.text.tokenizer import (BOS_ID, EOS_ID, MIN_VOCAB, PAD_ID, UNK_ID, check_matches_config, decode, encode,
                               load_tokenizer, save_tokenizer, train_tokenizer)
 
 

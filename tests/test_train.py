@@ -15,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from models.data import TokenWindows, build_token_cache, corpus_files
-from models.tokenizer import EOS_ID, train_tokenizer
-from models.train import (TrainConfigError, Trainer, load_train_config, lr_lambda, read_log, register)
+from models.text.corpus import TokenWindows, build_token_cache, corpus_files
+from models.text.tokenizer import EOS_ID, train_tokenizer
+from models.mmfree.train import (TrainConfigError, Trainer, load_train_config, lr_lambda, read_log, register)
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "models" / "configs" / "tiny.yaml"
@@ -103,7 +103,7 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
 
     run = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="error")
-    proc = subprocess.Popen([sys.executable, "-m", "models.train", str(cfg_path), "--out", str(run),
+    proc = subprocess.Popen([sys.executable, "-m", "models.mmfree.train", str(cfg_path), "--out", str(run),
                              "--no-progress", "--step-delay", "0.15"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = run / "checkpoints" / "LATEST"

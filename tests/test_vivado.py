@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sim import vivado_cmd
-from sim.vivado import PART, TCL_FILES, write_vivado
+from nmllm.commands import vivado as vivado_cmd
+from sim.fpga.vivado import PART, TCL_FILES, write_vivado
 
 # Runs a script in tclsh with every Vivado command stubbed: each call is logged, so the script must parse
 # and run to its end, and the test sees which files it reads.

@@ -5,7 +5,7 @@ vectors; the expected shift-and-add words come from :func:`sim.crossbar.tile.til
 LFSR state carried from phase to phase exactly as the RTL carries it. The cells of the main phases are
 programmed by the device model (finite levels, programming noise, device-to-device variation,
 stuck-at faults); the ``ideal_ternary`` phase also checks that the functional model equals the golden
-:func:`models.ternary_kernels.ternary_matvec` there.
+:func:`models.program.ternary_kernels.ternary_matvec` there.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from hw.crossbar_tile import CrossbarTile, cell_memory_image
-from models import numformat
-from models.ternary_kernels import ternary_matvec
+from models.program import numformat
+from models.program.ternary_kernels import ternary_matvec
 from sim.crossbar.device import DeviceParams, program
 from sim.crossbar.tile import Periphery, tile_mvm_integer
 

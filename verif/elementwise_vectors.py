@@ -1,8 +1,8 @@
 """Stimulus and expected words for the elementwise unit, from the golden model and the spec.
 
 The MLGRU cell and the GLU cell are checked against the golden model's own kernels
-(:func:`models.golden._mlgru_cell`, :func:`models.golden._glu`), state ``h`` carried from token to token;
-the BitLinear front end against :func:`models.numformat.absmax_quantize`, ``sum_of_squares`` and
+(:func:`models.program.golden._mlgru_cell`, :func:`models.program.golden._glu`), state ``h`` carried from token to token;
+the BitLinear front end against :func:`models.program.numformat.absmax_quantize`, ``sum_of_squares`` and
 ``bitlinear_scale``. One vector is one token of one part. Named corner cases: sigmoid input out of
 range, state saturation, lower bound 1.0, output saturation, all-zero inputs, a host-written state,
 the largest ``|z| = |u * gain|`` (int32 inputs, int16 gains), an all-zero gain, tiny inputs (negative rsqrt exponents).
@@ -14,8 +14,8 @@ import numpy as np
 
 from hw.elementwise import Elementwise
 from hw.ternary_core import SCALE_MULTIPLIER_BITS, SCALE_SHIFT_BITS, pack_scale
-from models import golden
-from models import numformat as nf
+from models.program import golden
+from models.program import numformat as nf
 
 __all__ = ["make_vectors"]
 

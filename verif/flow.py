@@ -7,8 +7,8 @@ from pathlib import Path
 
 from hw.verilog import emit
 
-from .registry import BENCHES
-from .simulators import REPO_ROOT, TestbenchResult, run_testbench
+from verif.registry import BENCHES
+from verif.simulators import REPO_ROOT, TestbenchResult, run_testbench
 
 __all__ = ["BUILD_ROOT", "run_bench"]
 

@@ -1,11 +1,11 @@
 """Stimulus and expected words for the layer top: real weights of a small model, golden ``layer_step``.
 
-The program comes from :meth:`models.integer_program.IntegerProgram.from_model`: the bundled trained
+The program comes from :meth:`models.program.integer_program.IntegerProgram.from_model`: the bundled trained
 checkpoint (``models/bundled/``) when it exists, otherwise a random-initialised model of the ``tiny``
 preset whose RMSNorm weights and lower-bound parameters are perturbed (so every gain and the
 lower-bound mix carry non-trivial values). Layer 0 runs ``n_tokens`` consecutive tokens (embeddings
 of random token ids) with the state carried; layer 1 runs a few more on layer 0's outputs (its lower
-bounds are non-zero). Expected words are :meth:`models.golden.GoldenModel.layer_step`'s.
+bounds are non-zero). Expected words are :meth:`models.program.golden.GoldenModel.layer_step`'s.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from hw.neurocore_top import ID_WORD, REGISTERS, NeurocoreTop, layer_load_frames
-from models.golden import GoldenModel
-from models.integer_program import IntegerProgram
+from models.program.golden import GoldenModel
+from models.program.integer_program import IntegerProgram
 
 __all__ = ["make_vectors", "make_bench_vectors", "small_program"]
 
@@ -28,12 +28,12 @@ def small_program(hidden: int, glu: int, seed: int = 0) -> tuple[IntegerProgram,
     import torch
 
     if (BUNDLED / "config.json").exists():
-        from models.checkpoint import load_checkpoint
+        from models.mmfree.checkpoint import load_checkpoint
         model = load_checkpoint(BUNDLED)
         if model.config.hidden_size == hidden and model.config.mlp_intermediate_size == glu:
             return IntegerProgram.from_model(model), f"bundled checkpoint {BUNDLED}"
-    from models.config import preset
-    from models.mmfree import MMFreeForCausalLM
+    from models.mmfree.config import preset
+    from models.mmfree.model import MMFreeForCausalLM
     torch.manual_seed(seed)
     model = MMFreeForCausalLM(preset("tiny", hidden_size=hidden, intermediate_size=glu))
     with torch.no_grad():

@@ -17,7 +17,7 @@ from hw.spike_attention import SpikeAttention
 from hw.ternary_core import TernaryCore
 from hw.ternary_matvec import TernaryMatVec
 
-from . import (crossbar_tile_vectors, elementwise_vectors, neurocore_top_vectors, spike_attention_vectors,
+from verif import (crossbar_tile_vectors, elementwise_vectors, neurocore_top_vectors, spike_attention_vectors,
                ternary_core_vectors, ternary_matvec_vectors)
 
 __all__ = ["UnitBench", "BENCHES"]

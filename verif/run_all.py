@@ -13,9 +13,9 @@ import time
 
 from tqdm import tqdm
 
-from .flow import run_bench
-from .registry import BENCHES
-from .simulators import SIMULATORS, TestbenchResult, available_simulators, missing_simulators
+from verif.flow import run_bench
+from verif.registry import BENCHES
+from verif.simulators import SIMULATORS, TestbenchResult, available_simulators, missing_simulators
 
 __all__ = ["run_all", "format_table", "main"]
 

@@ -1,7 +1,7 @@
 """Stimulus and expected words for the spike attention unit, computed by the golden model.
 
 One state sequence runs through every phase (the unit keeps its KV state from phase to phase, as the
-golden reference does); expected outputs come from :func:`models.spike_attention.head_step`. Phases:
+golden reference does); expected outputs come from :func:`models.program.spike_attention.head_step`. Phases:
 ``random`` (``n_random`` tokens of random spike trains — canonical :func:`spike_trains` and arbitrary
 binary trains — with a few ``clear`` tokens and noise in the ignored k/clear fields of later beats,
 random stalls), ``throughput_no_stalls`` (per-token cycles checked against
@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from hw.spike_attention import SpikeAttention, cycles_per_token, state_memory_image, token_beats
-from models import numformat as nf
-from models.spike_attention import head_step, spike_trains
+from models.program import numformat as nf
+from models.program.spike_attention import head_step, spike_trains
 
 __all__ = ["Reference", "make_vectors", "make_sequence_vectors", "random_token"]
 

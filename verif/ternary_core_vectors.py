@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from hw.ternary_core import SCALE_MULTIPLIER_BITS, TernaryCore, pack_scale, weight_memory_image
-from models import numformat
-from models.ternary_kernels import ternary_matvec_batch
+from models.program import numformat
+from models.program.ternary_kernels import ternary_matvec_batch
 
-from .ternary_matvec_vectors import random_activations, random_ternary
+from verif.ternary_matvec_vectors import random_activations, random_ternary
 
 __all__ = ["make_vectors"]
 

@@ -2,7 +2,7 @@
 
 Everything here runs before the simulator starts (so the cocotb module stays free of Amaranth and
 Numba): fixed-seed random phases plus the named corner cases, each with its expected outputs from
-:func:`models.ternary_kernels.ternary_matvec`.
+:func:`models.program.ternary_kernels.ternary_matvec`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from hw.ternary_matvec import TernaryMatVec, weight_memory_image
-from models import numformat
-from models.ternary_kernels import ternary_matvec
+from models.program import numformat
+from models.program.ternary_kernels import ternary_matvec
 
 __all__ = ["make_vectors", "random_ternary", "random_activations"]
 

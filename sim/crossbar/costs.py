@@ -27,9 +27,9 @@ from typing import Callable, Sequence
 
 import yaml
 
-from models import numformat
+from models.program import numformat
 
-from .tile import CrossbarConfig, CrossbarExecutor, Periphery
+from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor, Periphery
 
 __all__ = ["DEFAULT_TABLE", "PeripheryCosts", "MVMEvents", "mvm_events", "mvm_cost", "model_layers",
            "token_report", "accuracy_sweep"]

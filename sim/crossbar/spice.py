@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir_drop import WireParams
+from sim.crossbar.ir_drop import WireParams
 
 __all__ = ["INSTALL_HINT", "ngspice_path", "netlist", "run_ngspice", "parse_currents", "spice_column_currents"]
 

@@ -1,6 +1,6 @@
 """Functional crossbar execution of a ternary layer: bit-serial DACs, column currents, ADC, shift-and-add.
 
-A layer ``y = W x`` (codes in the golden layout ``(fan_in, out)``, :mod:`models.ternary_kernels`) is cut
+A layer ``y = W x`` (codes in the golden layout ``(fan_in, out)``, :mod:`models.program.ternary_kernels`) is cut
 into tiles of ``tile_rows x tile_cols`` weights (each weight a ``G+/G-`` pair, :mod:`sim.crossbar.device`).
 For every input vector and every tile:
 
@@ -21,7 +21,7 @@ For every input vector and every tile:
    ``round_half_away(raw * 2**adc_shift / cell_scale)``, saturated to ``out_bits``.
 
 With every device effect off, no IR drop, no noise and a wide enough ADC, this equals the golden
-:func:`models.ternary_kernels.ternary_matvec` integer for integer.
+:func:`models.program.ternary_kernels.ternary_matvec` integer for integer.
 
 LFSR noise: a 32-bit Galois LFSR (right shift, feedback mask :data:`LFSR_MASK`: x^32 + x^22 + x^2 + x + 1,
 from the maximal-length tap table of Xilinx XAPP052). For every vector, slice (LSB first) and column
@@ -38,10 +38,10 @@ import zlib
 import numba
 import numpy as np
 
-from models import numformat
+from models.program import numformat
 
-from .device import DeviceParams, ProgrammedArray, program
-from .ir_drop import WireParams, transfer_matrix
+from sim.crossbar.device import DeviceParams, ProgrammedArray, program
+from sim.crossbar.ir_drop import WireParams, transfer_matrix
 
 __all__ = ["LFSR_BITS", "LFSR_MASK", "MAX_NOISE_BITS", "lfsr_next", "lfsr_noise", "Periphery",
            "slice_inputs", "tile_mvm_integer", "CrossbarLayer", "CrossbarConfig", "CrossbarExecutor"]
@@ -96,7 +96,7 @@ class Periphery:
     Parameters
     ----------
     act_bits : int
-        Activation width (:data:`models.numformat.ACT_BITS_ALLOWED`).
+        Activation width (:data:`models.program.numformat.ACT_BITS_ALLOWED`).
     dac_bits : int
         Bits applied per read; must divide ``act_bits``.
     adc_bits : int
@@ -233,7 +233,7 @@ class CrossbarLayer:
     Parameters
     ----------
     codes : ndarray
-        2-bit weight codes ``(fan_in, out)`` (:func:`models.numformat.encode_ternary` of ``W.T``).
+        2-bit weight codes ``(fan_in, out)`` (:func:`models.program.numformat.encode_ternary` of ``W.T``).
     tile_rows, tile_cols : int
         Weights per tile (rows = inputs, columns = outputs); a tile may not be larger than the layer.
     device : DeviceParams
@@ -393,7 +393,7 @@ class CrossbarConfig:
 class CrossbarExecutor:
     """The layer-executor hook: ``executor(name, weights, x) -> W @ x`` computed on crossbar tiles.
 
-    ``weights`` is a ternary ``(out, in)`` int8 matrix (as :class:`models.integer_program.Projection`
+    ``weights`` is a ternary ``(out, in)`` int8 matrix (as :class:`models.program.integer_program.Projection`
     holds it), ``x`` an int8 activation vector (or ``(n, in)`` batch); the result is the accumulator the
     golden model would compute, as the crossbars get it. Each named layer is programmed once (its tiles
     keep their faults and noise streams, drawn from streams selected by the CRC-32 of its name); a physical tile larger than a layer holds it with rows and

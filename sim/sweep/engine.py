@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .point import evaluate_point
-from .spec import Spec
-from .store import Store
+from sim.sweep.point import evaluate_point
+from sim.sweep.spec import Spec
+from sim.sweep.store import Store
 
 __all__ = ["SweepResult", "run_sweep"]
 

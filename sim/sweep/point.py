@@ -17,8 +17,8 @@ import traceback
 from pathlib import Path
 
 
-from ..system import SystemModel
-from .spec import PRESET_CLOCK_MHZ
+from sim.system.model import SystemModel
+from sim.sweep.spec import PRESET_CLOCK_MHZ
 
 __all__ = ["apply_knobs", "evaluate_point", "system_metrics", "quality_metrics", "CYCLE_LATENCIES", "RTL_LANES"]
 
@@ -32,19 +32,19 @@ RTL_LANES = 8
 
 @functools.lru_cache(maxsize=None)
 def _preset(name: str):
-    from ..energy import load_preset
+    from sim.system.energy import load_preset
     return load_preset(name)
 
 
 @functools.lru_cache(maxsize=None)
 def _shape(model: str):
-    from ..shapes import model_shape
+    from sim.system.shapes import model_shape
     return model_shape(model)
 
 
 @functools.lru_cache(maxsize=None)
 def _activity(model: str, source: str):
-    from ..activity import Activity, assumed_activity
+    from sim.system.activity import Activity, assumed_activity
     if source == "assumed":
         return assumed_activity(_shape(model))
     import json
@@ -63,7 +63,7 @@ def _mesh(value) -> tuple[int, int]:
 
 def apply_knobs(model: str, knobs: dict):
     """(preset with the knobs applied, fill, placement, adc_bits) for one point."""
-    from ..compiler import chips_needed
+    from sim.system.compiler import chips_needed
     preset = _preset(str(knobs.get("preset", "loihi2-estimate")))
     hw = preset.hardware
     changes: dict = {}
@@ -107,7 +107,7 @@ def apply_knobs(model: str, knobs: dict):
 
 def system_metrics(model: str, knobs: dict, prompt_tokens: int = 500, activity: str = "assumed") -> dict:
     """Compile and simulate one point: tokens/s, latency, TTFT, energy per token, power, chips, cores."""
-    from ..compiler import compile_model
+    from sim.system.compiler import compile_model
     shape = _shape(model)
     preset, fill, placement, adc_bits = apply_knobs(model, knobs)
     mapping = compile_model(shape, preset, fill=fill, placement=placement)
@@ -126,16 +126,16 @@ def system_metrics(model: str, knobs: dict, prompt_tokens: int = 500, activity: 
 @functools.lru_cache(maxsize=16)
 def _quality(checkpoint: str, tokenizer: str, text: str, tokens: int, engine: str, window: int,
              tile_rows: int, tile_cols: int, adc_bits: int) -> dict:
-    from models.checkpoint import load_checkpoint
-    from models.engines import logits_fn
-    from models.integer_program import IntegerProgram
-    from models.integer_view import IntegerView
-    from models.perplexity import text_perplexity
-    from models.tokenizer import load_tokenizer
+    from models.mmfree.checkpoint import load_checkpoint
+    from models.program.engines import logits_fn
+    from models.program.integer_program import IntegerProgram
+    from models.program.integer_view import IntegerView
+    from models.eval.perplexity import text_perplexity
+    from models.text.tokenizer import load_tokenizer
 
     model = load_checkpoint(checkpoint)
     if tile_rows:
-        from ..crossbar.tile import CrossbarConfig, CrossbarExecutor, Periphery
+        from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor, Periphery
         executor = CrossbarExecutor(CrossbarConfig(tile_rows=tile_rows, tile_cols=tile_cols,
                                                    periphery=Periphery(adc_bits=adc_bits)))
         fn, used = IntegerView(IntegerProgram.from_model(model), accumulate=executor).logits_float, "integer+crossbar"
@@ -171,7 +171,7 @@ def evaluate_point(point: dict, ctx: dict) -> dict:
         if "quality" in ctx.get("metrics", ()):
             metrics.update(quality_metrics(point["knobs"], ctx["quality"]))
         if "yosys" in ctx.get("metrics", ()):
-            from .yosys import utilisation
+            from sim.sweep.yosys import utilisation
             y = ctx["yosys"]
             counts = utilisation(y["unit"], int(point["knobs"].get("lanes", RTL_LANES)), y["fan_in"], y["out_features"])
             metrics.update({f"yosys_{k.lower()}_per_core": v for k, v in counts.items()})

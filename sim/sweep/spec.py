@@ -14,7 +14,7 @@ A spec is a YAML mapping::
 
 Every knob maps onto a model that exists (:data:`KNOBS`); a knob with no model behind it yet
 (``timesteps``, ``pruning``) is refused with the reason. Any hardware field of
-:class:`sim.hwconfig.HWConfig` or cost key of a preset (``synaptic_op_ns``, ``static_per_chip``) is a
+:class:`sim.system.hwconfig.HWConfig` or cost key of a preset (``synaptic_op_ns``, ``static_per_chip``) is a
 knob too. :func:`load_spec` raises :class:`SpecError` (one line naming the key and the fix) for the
 first problem; nothing runs before the whole spec is valid.
 """
@@ -53,8 +53,8 @@ KNOBS = {
 }
 #: Knobs a user may ask for that have no model yet: name -> why they are refused.
 UNMODELLED = {
-    "timesteps": "the system model runs one graded-spike timestep per stage (sim/system.py) and the spike "
-                 "codings of models/spike_coding.py are not costed yet",
+    "timesteps": "the system model runs one graded-spike timestep per stage (sim/system/model.py) and the spike "
+                 "codings of models/transformer/coding.py are not costed yet",
     "pruning": "no pruning of the integer program exists yet (issue 9: adaptive synaptic pruning)",
     "pruning_fraction": "no pruning of the integer program exists yet (issue 9: adaptive synaptic pruning)",
 }
@@ -179,8 +179,8 @@ def _sample(knobs: dict[str, Any], sampling: dict) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------- validation
 def _knob_names() -> list[str]:
-    from ..energy import load_preset
-    from ..hwconfig import HWConfig
+    from sim.system.energy import load_preset
+    from sim.system.hwconfig import HWConfig
     hw = {f.name for f in dataclasses.fields(HWConfig)} - {"notes", "name"}
     costs = set(load_preset("loihi1").costs)
     return sorted(set(KNOBS) | hw | costs)
@@ -224,7 +224,7 @@ def _values(knob) -> list:
 
 
 def _check_applicability(knobs: dict, metrics: tuple[str, ...]) -> None:
-    from ..energy import load_preset
+    from sim.system.energy import load_preset
     presets = _values(knobs["preset"]) if "preset" in knobs else ["loihi2-estimate"]
     loaded = {}
     for p in presets:
@@ -245,7 +245,7 @@ def _check_applicability(knobs: dict, metrics: tuple[str, ...]) -> None:
                 raise SpecError(f"knob {knob!r} needs a preset with a stated clock ({', '.join(PRESET_CLOCK_MHZ)}), "
                                 f"but preset {unclocked[0]!r} states latencies in ns only: sweep {knob} over vck190")
     if "act_bits" in knobs:
-        from models.numformat import ACT_BITS_ALLOWED
+        from models.program.numformat import ACT_BITS_ALLOWED
         bad = [v for v in _values(knobs["act_bits"]) if v not in ACT_BITS_ALLOWED]
         if bad:
             raise SpecError(f"knob 'act_bits': {bad[0]!r} is not a width of the number-format spec; use {ACT_BITS_ALLOWED}")
@@ -291,7 +291,7 @@ def _check_quality(q: Any, base: Path) -> dict:
     if "text" in q:
         text = Path(_rel(q["text"], base))
     else:
-        from models.perplexity import default_data_path
+        from models.eval.perplexity import default_data_path
         text = default_data_path()
     if not text.is_file():
         raise SpecError(f"quality.text {str(text)!r} does not exist: give text: PATH (a UTF-8 text file)")
@@ -317,7 +317,7 @@ def _rel(p: str, base: Path) -> str:
 
 
 def _check_model(m: Any, base: Path) -> str:
-    from ..shapes import model_shape
+    from sim.system.shapes import model_shape
     if not isinstance(m, str) or not m:
         raise SpecError(f"models: each model is a name or a checkpoint directory, got {m!r}")
     path = Path(_rel(m, base))
@@ -409,7 +409,7 @@ def load_spec(source: str | Path | dict) -> Spec:
     if activity != "assumed":
         apath = Path(_rel(str(activity), base))
         if not apath.is_file():
-            raise SpecError(f"activity {activity!r}: give assumed or a JSON from python -m sim.activity")
+            raise SpecError(f"activity {activity!r}: give assumed or a JSON from python -m sim.system.activity")
         activity = str(apath.resolve())
     name = str(doc.get("name") or (Path(source).stem if not isinstance(source, dict) else "sweep"))
     spec = Spec(name=name, models=models, sampling=samp, knobs=knobs, metrics=metrics, quality=quality,

@@ -1,0 +1,239 @@
+"""Perplexity on raw text (default: WikiText-2 test, ``wiki.test.raw``) — ``nmllm eval perplexity``.
+
+Method
+------
+1. The raw file is read as UTF-8 and tokenized **once, as a whole** with the checkpoint's
+   ``tokenizer.json`` (no special tokens). ``</s>`` (the document separator the model was trained with)
+   is prepended as context, so every one of the ``N`` text tokens is predicted and scored, the first
+   one included. ``--max-tokens`` keeps the first ``N`` tokens (and counts words and bytes on the text
+   they decode to).
+2. Sliding window: windows of ``window`` tokens start every ``stride`` tokens. The first window scores
+   all its predictions; each later window scores only its last ``stride`` predictions, so every token
+   is scored exactly once and (after the first window) with at least ``window - stride`` tokens of
+   context. Each window starts from an empty recurrent state (the model is evaluated as a function of
+   the window's token ids, so any logits callable — float QAT view, integer view — plugs in).
+3. With ``NLL`` the summed natural-log negative log-likelihood of the scored tokens:
+
+   * token-level perplexity ``exp(NLL / N)``;
+   * word-level perplexity ``exp(NLL / W)``, ``W`` = number of whitespace-separated words of the raw
+     text (``len(text.split())``; 241,211 for ``wiki.test.raw``), the usual tokenizer-independent
+     normalisation for WikiText raw;
+   * bits per byte ``NLL / ln 2 / B``, ``B`` = UTF-8 bytes of the text.
+
+The model is trained on ``../shared/data/corpus`` (Wikipedia + Gutenberg), not on WikiText-2 train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.text.corpus import data_root
+from models.text.tokenizer import EOS_ID, load_tokenizer
+
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def default_data_path() -> Path:
+    """``<data>/wikitext-2/wiki.test.raw`` (``$NMLLM_DATA`` or ``../shared/data``)."""
+    return data_root() / "wikitext-2" / "wiki.test.raw"
+
+
+def window_plan(n_inputs: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    """(begin, end, n_scored) windows over a sequence of ``n_inputs`` positions whose predictions are
+    scored: positions ``end - n_scored .. end - 1`` of each window are scored; each position once."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be positive, got window={window}, stride={stride}")
+    if stride > window:
+        raise ValueError(f"stride ({stride}) must not exceed window ({window}), or tokens would be skipped")
+    plan, prev_end, begin = [], 0, 0
+    while prev_end < n_inputs:
+        end = min(begin + window, n_inputs)
+        plan.append((begin, end, end - prev_end))
+        prev_end = end
+        begin += stride
+    return plan
+
+
+def _run_key(ids: Sequence[int], window: int, stride: int, context_id: int, batch_size: int) -> str:
+    h = hashlib.sha256(np.asarray([context_id, window, stride, batch_size] + list(ids), dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _save_progress(path: Path, state: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(state) + "\n")
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def sequence_nll(logits_fn: LogitsFn, ids: Sequence[int], window: int, stride: int, context_id: int = EOS_ID,
+                 batch_size: int = 8, progress: bool = False, resume_file: Optional[Path] = None,
+                 save_every_s: float = 60.0) -> dict:
+    """Summed NLL of ``ids`` (every token scored once, ``context_id`` prepended) with the sliding window.
+
+    ``logits_fn`` maps int64 token ids (B, T) to logits (B, T, vocab). With ``resume_file`` the running sums
+    are saved there (atomically, every ``save_every_s`` seconds) and a later call on the same ids and
+    settings continues from them; the sums are taken in the same order, so the result equals an
+    uninterrupted run bit for bit. A file from other ids or settings is refused."""
+    seq = torch.tensor([context_id] + list(ids), dtype=torch.long)
+    n_in = len(seq) - 1                      # positions whose next token is predicted
+    plan = window_plan(n_in, window, stride)
+    total, scored, fwd_tokens = 0.0, 0, 0
+    i, spent = 0, 0.0
+    key = _run_key(ids, window, stride, context_id, batch_size) if resume_file is not None else None
+    if resume_file is not None and Path(resume_file).exists():
+        state = json.loads(Path(resume_file).read_text())
+        if state.get("key") != key:
+            raise ValueError(f"{resume_file} holds a run on other text or settings: delete it or pass another --resume-file")
+        i, total, scored, fwd_tokens, spent = state["window"], state["nll"], state["tokens"], state["forward_tokens"], state["seconds"]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(ids), initial=scored, desc="perplexity", unit="tok", dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0)
+    t0 = last_save = time.perf_counter()
+    while i < len(plan):
+        # batch consecutive windows of the same length
+        L = plan[i][1] - plan[i][0]
+        j = i
+        while j < len(plan) and j - i < batch_size and plan[j][1] - plan[j][0] == L:
+            j += 1
+        group = plan[i:j]
+        inp = torch.stack([seq[b:e] for b, e, _ in group])
+        tgt = torch.stack([seq[b + 1:e + 1] for b, e, _ in group])
+        logits = logits_fn(inp).double()          # float64 log-softmax: exact sums over long texts
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none").view(len(group), L)
+        for r, (b, e, k) in enumerate(group):
+            total += float(nll[r, L - k:].double().sum())
+            scored += k
+        fwd_tokens += inp.numel()
+        if bar is not None:
+            bar.update(sum(k for _, _, k in group))
+            bar.set_postfix(ppl=f"{math.exp(total / max(scored, 1)):.2f}", refresh=False)
+        i = j
+        now = time.perf_counter()
+        if resume_file is not None and (now - last_save >= save_every_s or i == len(plan)):
+            _save_progress(Path(resume_file), {"key": key, "window": i, "windows": len(plan), "nll": total,
+                                               "tokens": scored, "forward_tokens": fwd_tokens,
+                                               "seconds": spent + now - t0})
+            last_save = now
+    if bar is not None:
+        bar.close()
+    dt = spent + time.perf_counter() - t0
+    assert scored == len(ids)
+    return {"nll": total, "tokens": scored, "forward_tokens": fwd_tokens, "seconds": dt,
+            "scored_tok_per_s": scored / dt if dt > 0 else float("inf"),
+            "forward_tok_per_s": fwd_tokens / dt if dt > 0 else float("inf")}
+
+
+def text_perplexity(logits_fn: LogitsFn, tokenizer, text: str, window: int = 256, stride: int = 128,
+                    max_tokens: Optional[int] = None, batch_size: int = 8, progress: bool = False,
+                    context_id: int = EOS_ID, resume_file: Optional[Path] = None) -> dict:
+    """Token-level and word-level perplexity and bits per byte of ``text`` (see the module docstring);
+    ``tokenizer`` is a ``tokenizers.Tokenizer``, ``context_id`` the token prepended as context."""
+    ids = tokenizer.encode(text, add_special_tokens=False).ids
+    if max_tokens is not None and max_tokens < len(ids):
+        ids = ids[:max_tokens]
+        text = tokenizer.decode(ids, skip_special_tokens=False)
+    if not ids:
+        raise ValueError("the text has no tokens")
+    words = len(text.split())
+    n_bytes = len(text.encode("utf-8"))
+    r = sequence_nll(logits_fn, ids, window, stride, context_id=context_id, batch_size=batch_size,
+                     progress=progress, resume_file=resume_file)
+    nll = r["nll"]
+    r.update({
+        "words": words, "bytes": n_bytes, "window": window, "stride": stride,
+        "token_ppl": math.exp(nll / r["tokens"]),
+        "word_ppl": math.exp(nll / words) if words else float("nan"),
+        "bits_per_byte": nll / math.log(2) / n_bytes,
+    })
+    return r
+
+
+def model_logits_fn(model: torch.nn.Module) -> LogitsFn:
+    """Wrap a model whose ``__call__(ids)`` returns logits (the float QAT view) as a logits callable."""
+    model.eval()
+
+    def fn(ids: torch.Tensor) -> torch.Tensor:
+        return model(ids)
+
+    return fn
+
+
+# ---------------------------------------------------------------------------- CLI
+def _cmd_perplexity(args: argparse.Namespace) -> int:
+    from models.mmfree.checkpoint import load_checkpoint
+
+    torch.set_num_threads(args.threads)
+    from models.program.engines import logits_fn
+
+    model = load_checkpoint(args.model)
+    engine = "fp32" if args.no_quant else args.engine
+    tok = load_tokenizer(args.model)
+    data = Path(args.data) if args.data else default_data_path()
+    text = data.read_text(encoding="utf-8")
+    r = text_perplexity(logits_fn(model, engine), tok, text, window=args.window, stride=args.stride,
+                        max_tokens=args.max_tokens, batch_size=args.batch_size, progress=not args.no_progress,
+                        resume_file=args.resume_file)
+    views = {"float": "float-qat", "fp32": "float-fp32-noquant", "integer": "integer-view", "golden": "golden-model"}
+    r.update({"model": str(args.model), "data": str(data), "engine": engine, "view": views[engine]})
+    out = json.dumps(r, indent=1)
+    print(out)
+    if args.json:
+        Path(args.json).write_text(out + "\n")
+    return 0
+
+
+def add_perplexity_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``eval perplexity``."""
+    p.add_argument("--model", required=True, help="checkpoint directory (config.json, model.safetensors, tokenizer.json)")
+    p.add_argument("--data", default=None, help="raw text file (default ../shared/data/wikitext-2/wiki.test.raw, or $NMLLM_DATA)")
+    p.add_argument("--window", type=int, default=256, help="tokens per window (default 256)")
+    p.add_argument("--stride", type=int, default=128, help="new tokens scored per window (default 128)")
+    p.add_argument("--max-tokens", type=int, default=None, help="score only the first N tokens")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--engine", choices=["float", "fp32", "integer", "golden"], default="float",
+                   help="executor: float QAT view (default), fp32 (quantisers off), the torch integer view "
+                        "of the integer program, or the Numba golden model (same integers as 'integer')")
+    p.add_argument("--no-quant", action="store_true", help="same as --engine fp32")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.add_argument("--json", default=None, help="also write the result JSON here")
+    p.add_argument("--resume-file", type=Path, default=None,
+                   help="save the running sums here and continue from them if the file exists (long runs)")
+
+
+def register(subparsers) -> argparse._SubParsersAction:
+    """Add ``eval`` with its ``perplexity`` sub-subcommand; returns eval's subparsers so other
+    evaluations (ROUGE, ...) can be added beside it."""
+    ev = subparsers.add_parser("eval", help="evaluate a model (perplexity, ...)")
+    sub = ev.add_subparsers(dest="eval_command", required=True)
+    p = sub.add_parser("perplexity", help="token/word perplexity and bits per byte on raw text",
+                       description=__doc__.split("\n\n")[0])
+    add_perplexity_arguments(p)
+    p.set_defaults(func=_cmd_perplexity)
+    return sub
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m models.eval.perplexity --model DIR [...]``."""
+    parser = argparse.ArgumentParser(prog="python -m models.eval.perplexity", description=__doc__.split("\n\n")[0])
+    add_perplexity_arguments(parser)
+    return _cmd_perplexity(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Executors of one MatMul-free model, as interchangeable logits callables (ids (B, T) → logits).
+
+``float``   the float QAT view (PyTorch, fake-quantized BitLinears);
+``fp32``    the same network with the quantizers off (the dense baseline);
+``integer`` the torch integer view of the integer program (:mod:`models.program.integer_view`);
+``golden``  the Numba event-driven golden model (:mod:`models.program.golden`), token by token.
+
+``integer`` and ``golden`` return the same integer logits (scaled to reals by ``2**-OUT_FRAC``), so a
+perplexity through either is the same number.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from models.program import numformat as nf
+
+__all__ = ["ENGINES", "logits_fn"]
+
+ENGINES = ("float", "fp32", "integer", "golden")
+
+
+def logits_fn(model, engine: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A callable mapping token ids (B, T) to float logits (B, T, vocab) through ``engine``."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine in ("float", "fp32"):
+        model.eval().set_quantize(engine == "float")
+        return lambda ids: model(ids)
+    from models.program.integer_program import IntegerProgram
+    program = IntegerProgram.from_model(model)
+    if engine == "integer":
+        from models.program.integer_view import IntegerView
+        return IntegerView(program).logits_float
+    from models.program.golden import GoldenModel
+    golden = GoldenModel(program)
+
+    def run(ids: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for row in ids.tolist():
+            golden.reset()
+            rows.append(golden.run(row)[0])
+        return torch.from_numpy(np.stack(rows).astype(np.float32) / (1 << nf.OUT_FRAC))
+
+    return run

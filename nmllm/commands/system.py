@@ -1,0 +1,175 @@
+"""``nmllm compile`` and ``nmllm simulate``: map a model onto neurocores, then cost a token on the mapping.
+
+``compile MODEL`` takes a scale (125m, 370m, 1.3b, 2.7b, 13b), a models/config preset (tiny, bundled)
+or a checkpoint directory, and writes the mapping JSON. ``simulate`` takes that JSON (or a model, which
+it compiles first) and prints the report: tokens/s, latency, time to first token, energy per token by
+category, power, core utilisation. Both take ``--preset``, ``--chips N|auto`` and ``--set key=value``
+overrides of any hardware field or cost (``--set weight_bits=8 --set static_per_chip=0.2``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _add_hw_args(p) -> None:
+    from sim.system.energy import preset_names
+    p.add_argument("--preset", default=None,
+                   help=f"hardware preset: {', '.join(preset_names())} or a .yaml path (default: loihi2-estimate, "
+                        "or the one a mapping was compiled for)")
+    p.add_argument("--chips", default=None, help="chips available: a number, or auto (as many as the model needs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hardware field or a cost (for example weight_bits=8, synaptic_op_ns=0.5)")
+    p.add_argument("--fill", type=float, default=1.0,
+                   help="fraction of each core's synapse memory the compiler may use (default 1.0)")
+    p.add_argument("--placement", choices=("snake", "random"), default="snake",
+                   help="snake keeps consecutive stages adjacent (default); random measures what that buys")
+
+
+def _resolve_preset(name, chips, overrides, shape=None, fill=1.0, base_overrides=None):
+    from sim.system.compiler import chips_needed
+    from sim.system.energy import load_preset
+    from sim.system.hwconfig import parse_override
+
+    preset = load_preset(name or "loihi2-estimate")
+    changes = dict(base_overrides or {})
+    for text in overrides:
+        k, v = parse_override(text)
+        changes[k] = v
+    if changes:
+        preset = preset.with_overrides(changes)
+    if chips is not None:
+        if str(chips).lower() == "auto":
+            if shape is None:
+                raise ValueError("--chips auto needs a model to size for")
+            preset = preset.with_overrides({"chips": chips_needed(shape, preset.hardware.replace(chips=1), fill)})
+        else:
+            try:
+                n = int(chips)
+            except ValueError:
+                raise ValueError(f"--chips must be a positive integer or auto, got {chips!r}") from None
+            preset = preset.with_overrides({"chips": n})
+    return preset
+
+
+def _compile(args):
+    from sim.system.compiler import compile_model
+    from sim.system.shapes import model_shape
+
+    shape = model_shape(args.model)
+    preset = _resolve_preset(args.preset, args.chips, args.overrides, shape, args.fill)
+    mapping = compile_model(shape, preset, fill=args.fill, placement=args.placement, token=args.token)
+    return shape, preset, mapping
+
+
+def _run_compile(args) -> int:
+    shape, preset, mapping = _compile(args)
+    out = mapping.save(args.out)
+    s = mapping.summary()
+    tag = " (ESTIMATE preset)" if preset.estimate else ""
+    print(f"compiled {shape.name} ({shape.params / 1e6:,.0f} M weights{', DERIVED shape' if shape.derived else ''}) "
+          f"onto {s['chips_used']} of {s['chips_configured']} {preset.name} chips{tag}: {s['cores_used']} cores, "
+          f"{s['synapse_memory_utilisation']:.1%} of their synapse memory, {s['neuron_utilisation']:.1%} of their neurons")
+    print(f"  {s['steps_per_token']} timesteps and {s['messages_per_token']:,} messages ({s['values_per_token']:,} values) per token")
+    print(f"  mapping: {out}")
+    if args.images:
+        for path in write_memory_images(args.model, args.images, args.lanes):
+            print(f"  memory image: {path}")
+    return 0
+
+
+def write_memory_images(checkpoint_dir, out_dir, lanes: int = 8) -> list[Path]:
+    """Write ``layerNN.load.json`` per layer of a checkpoint: the ``s_axis_load`` frames (32-bit words,
+    header first) that load that layer into the RTL layer top (:class:`hw.neurocore_top.NeurocoreTop`
+    with ``lanes`` lanes). Needs trained weights, so only a checkpoint directory has images."""
+    from hw.neurocore_top import layer_load_frames
+    from models.mmfree.checkpoint import load_checkpoint
+    from models.program.integer_program import IntegerProgram
+
+    src = Path(checkpoint_dir)
+    if not (src / "config.json").is_file():
+        raise ValueError(f"--images needs a checkpoint directory with weights, not {checkpoint_dir!r}: "
+                         f"model names (125m ... 13b) are shapes without weights")
+    program = IntegerProgram.from_model(load_checkpoint(src))
+    if program.hidden_size % lanes or program.intermediate_size % lanes:
+        raise ValueError(f"--lanes {lanes} must divide the hidden size {program.hidden_size} and the GLU width "
+                         f"{program.intermediate_size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for li, layer in enumerate(program.layers):
+        path = out / f"layer{li:02d}.load.json"
+        path.write_text(json.dumps({"layer": li, "lanes": lanes, "frames": layer_load_frames(layer, lanes)}))
+        paths.append(path)
+    return paths
+
+
+def _load_activity(path, shape):
+    from sim.system.activity import Activity, assumed_activity
+    if path is None:
+        return assumed_activity(shape)
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no activity file {str(p)!r}: give a JSON written from sim.system.activity.Activity.to_dict()")
+    try:
+        return Activity.from_dict(json.loads(p.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p.name} is not JSON ({exc.msg}): give a JSON written from Activity.to_dict()") from None
+
+
+def _run_simulate(args) -> int:
+    from sim.system.compiler import Mapping
+    from sim.system.shapes import ModelShape, model_shape
+    from sim.system.model import simulate
+
+    target = Path(args.target)
+    if target.is_file():
+        mapping = Mapping.load(target)
+        m = mapping.model
+        shape = ModelShape(name=m["name"], hidden=m["hidden"], input_dim=m["input_dim"], intermediate=m["intermediate"],
+                           layers=m["layers"], vocab=m["vocab"], source=m["source"], derived=m["derived"])
+        base = dict(mapping.overrides)
+        base["chips"] = mapping.hardware.chips
+        preset = _resolve_preset(args.preset or mapping.preset, args.chips, args.overrides, shape, args.fill, base)
+        if preset.hardware.to_dict() != mapping.hardware.to_dict():
+            raise ValueError(f"--preset/--set/--chips change the hardware the mapping {target.name} was compiled for: "
+                             f"recompile with `nmllm compile` or simulate the model name instead")
+    else:
+        args.model = args.target
+        args.token = None
+        shape, preset, mapping = _compile(args)
+    activity = _load_activity(args.activity, shape)
+    report = simulate(mapping, preset, activity, prompt_tokens=args.prompt, progress=args.progress)
+    print(report.text())
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        print(f"  report: {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``compile`` and ``simulate`` subcommands."""
+    c = subparsers.add_parser("compile", help="map a model onto neurocores (mapping JSON)")
+    c.add_argument("model", help="125m, 370m, 1.3b, 2.7b, 13b, tiny, bundled, or a checkpoint directory")
+    _add_hw_args(c)
+    c.add_argument("--token", type=int, default=None, help="token id whose embedding row is read (default: vocab/2)")
+    c.add_argument("--out", default="build/mapping.json", help="mapping file (.json or .json.gz; default build/mapping.json)")
+    c.add_argument("--images", default=None, help="also write per-layer memory images (s_axis_load frames) of a "
+                                                  "checkpoint for the RTL layer top into this folder")
+    c.add_argument("--lanes", type=int, default=8, help="lanes of the RTL layer top the images are for (default 8)")
+    c.set_defaults(func=_run_compile)
+
+    s = subparsers.add_parser("simulate", help="time and energy per token of a mapping (or of a model)")
+    s.add_argument("target", help="a mapping JSON from `nmllm compile`, or a model as for compile")
+    _add_hw_args(s)
+    s.add_argument("--prompt", type=int, default=500, help="prompt length for time-to-first-token (default 500)")
+    s.add_argument("--activity", default=None,
+                   help="activity JSON (Activity.to_dict(), e.g. measured by the golden model); default: stated assumption")
+    s.add_argument("--json", default=None, help="also write the report as JSON here")
+    s.add_argument("--progress", action="store_true", help="show a progress bar over the token's timesteps")
+    s.set_defaults(func=_run_simulate)
