@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test sim verilog vivado bench clean
+.PHONY: setup demo test test-fast sim verilog vivado bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ demo: setup                          ## the main job on the built-in default
 test: setup                          ## every test, the cocotb runs included
 	$(BIN)/python -m pytest
 
+test-fast: setup                     ## the inner loop: every test not marked slow (under two minutes)
+	$(BIN)/python -m pytest -m "not slow"
+
 sim: setup                           ## every RTL testbench on every installed simulator, with a summary table
-	$(BIN)/python -m verif.run_all
+	$(BIN)/nmllm sim
 
 verilog: setup                       ## emit all RTL into rtl/generated/
 	$(BIN)/nmllm verilog --out rtl/generated

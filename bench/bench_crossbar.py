@@ -11,7 +11,7 @@ BLAS runs on one thread (set before NumPy loads): on this shared 2-core machine 
 11.6 ms instead of 0.1 ms for one 8 x 256 x 256 slice product, which would measure the contention.
 Perplexity: the wall time of one WikiText-2 test perplexity evaluation of the bundled model (first
 ``--perplexity-tokens`` tokens, 2048 by default, window 256, stride 128) with every ternary layer on
-crossbar tiles (:data:`experiments.crossbar_perplexity.BASE` — 128 x 128 tiles, 1-bit DAC, 8-bit ADC with a
+crossbar tiles (:func:`experiments.crossbar_perplexity.base_config` — 128 x 128 tiles, 1-bit DAC, 8-bit ADC with a
 one-unit step — plus 2 % read noise and 1 % stuck-at devices, the analog path), against the same
 evaluation on the digital integer view; torch runs on one thread.
 Run: ``python bench/bench_crossbar.py`` -> ``bench/results/crossbar.json``.
@@ -32,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._records import record, write_records  # noqa: E402
 from models.program import numformat  # noqa: E402
+from models.program.crossbar import Periphery, slice_inputs  # noqa: E402
 from models.program.ternary_kernels import ternary_matvec_batch  # noqa: E402
 from sim.crossbar.costs import PeripheryCosts, mvm_cost, mvm_events  # noqa: E402
 from sim.crossbar.device import DeviceParams  # noqa: E402
 from sim.crossbar.ir_drop import WireParams, column_currents  # noqa: E402
-from sim.crossbar.tile import CrossbarLayer, Periphery, slice_inputs  # noqa: E402
+from sim.crossbar.tile import CrossbarLayer  # noqa: E402
 
 N = 256
 ALL_EFFECTS = DeviceParams(levels=16, prog_noise=0.03, d2d=0.05, read_noise=0.02, drift_nu=0.05, drift_nu_std=0.01,
@@ -64,12 +65,12 @@ def perplexity_record(max_tokens: int) -> dict:
     from models.program.integer_program import IntegerProgram
     from models.eval.perplexity import default_data_path
     from models.text.tokenizer import load_tokenizer
-    from experiments.crossbar_perplexity import BASE, Evaluator, apply_knob
+    from experiments.crossbar_perplexity import Evaluator, apply_knob, base_config
 
     bundled = Path(__file__).resolve().parent.parent / "models" / "bundled"
     ev = Evaluator(IntegerProgram.from_model(load_checkpoint(bundled)), load_tokenizer(bundled),
                    default_data_path().read_text(encoding="utf-8"), max_tokens=max_tokens)
-    config = apply_knob(apply_knob(BASE, "read_noise", 0.02), "stuck_at", 0.01)
+    config = apply_knob(apply_knob(base_config(), "read_noise", 0.02), "stuck_at", 0.01)
     digital, crossbar = ev(None), ev(config)
     print(f"perplexity, first {max_tokens} WikiText-2 test tokens: digital {digital['token_ppl']:.3f} in "
           f"{digital['wall_s']:.1f} s, crossbars {crossbar['token_ppl']:.3f} in {crossbar['wall_s']:.1f} s "

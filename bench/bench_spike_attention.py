@@ -53,7 +53,7 @@ def resolve_checkpoint(arg: str | None) -> Path:
         found = newest_checkpoint()
         if found is None:
             raise SystemExit(f"no checkpoint under {RUN_DIR} yet; train one with: "
-                             f"python -m models.mmfree.train models/configs/bundled_spike_attention.yaml --out {RUN_DIR}")
+                             f"nmllm train models/configs/bundled_spike_attention.yaml --out {RUN_DIR}")
         return found
     path = Path(arg) if arg else DEFAULT_CHECKPOINT
     if not (path / "config.json").exists():

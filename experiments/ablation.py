@@ -1,4 +1,4 @@
-"""The ablation table: what each idea of the full system buys in quality, events and energy per token.
+"""``nmllm ablation``: what each idea of the full system buys in quality, events and energy per token.
 
 Rows (each changes one thing of the full system):
 
@@ -37,9 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from nmllm.command import add_command, run_module
-
-__all__ = ["ROWS", "Row", "run_ablation", "register", "main"]
+__all__ = ["ROWS", "Row", "run_ablation", "register"]
 
 
 @dataclass(frozen=True)
@@ -67,8 +65,9 @@ ROWS = (
 def _crossbar_config():
     """The crossbar row's tiles: 128 x 128 (the ``crossbar`` preset's arrays), 1-bit DACs, an 8-bit ADC with a
     one-column-unit step, 2 % programming and 2 % read noise, no IR drop (see docs/crossbar.md)."""
+    from models.program.crossbar import Periphery
     from sim.crossbar.device import DeviceParams
-    from sim.crossbar.tile import CrossbarConfig, Periphery
+    from sim.crossbar.tile import CrossbarConfig
 
     return CrossbarConfig(tile_rows=128, tile_cols=128, device=DeviceParams(prog_noise=0.02, read_noise=0.02),
                           periphery=Periphery(dac_bits=1, adc_bits=8, adc_shift=0))
@@ -78,9 +77,12 @@ class _Study:
     """Caches every measurement by the settings it depends on, so rows share what they have in common."""
 
     def __init__(self, args: argparse.Namespace):
+        from models.eval.perplexity import default_data_path
         from models.mmfree.checkpoint import load_checkpoint
         from models.text.tokenizer import load_tokenizer
 
+        if args.data is None:   # resolved here, not in the parser: models.eval imports torch
+            args.data = str(default_data_path())
         self.args = args
         self.models = {"spike": load_checkpoint(args.spike_model).eval(), "mlgru": load_checkpoint(args.mlgru_model).eval()}
         self.tok = load_tokenizer(args.mlgru_model)
@@ -103,8 +105,9 @@ class _Study:
 
     def _program(self, model: str, pruned: bool):
         from models.program.integer_program import IntegerProgram
-        from models.pruning.pruner import (SynapticPruner, gather_stats, heldout_corpus_text, latent_magnitudes,
-                                    token_windows)
+        from models.pruning.pruner import SynapticPruner
+        from models.pruning.stats import gather_stats, latent_magnitudes
+        from models.text.sources import heldout_corpus_text, token_windows
 
         program = IntegerProgram.from_model(self.models[model])
         if not pruned:
@@ -147,10 +150,12 @@ class _Study:
 
     def rouge(self, row: Row) -> dict:
         def run():
-            from models.decoding.beam_search import EOS_ID, GoldenStepper, beam_search, make_prompt, spike_beam_search
+            from models.decoding.beam_search import beam_search, spike_beam_search
+            from models.decoding.prompts import make_prompt
+            from models.decoding.steppers import GoldenStepper
             from models.program.golden import GoldenModel
             from models.eval.rouge import default_data_path, load_pairs, rouge_scores
-            from models.text.tokenizer import decode
+            from models.text.tokenizer import EOS_ID, decode
 
             a = self.args
             stepper = GoldenStepper(GoldenModel(self.program(row.model, row.pruned)))
@@ -298,11 +303,9 @@ def plot(result: dict, path: Path) -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``nmllm ablation``."""
-    from models.eval.perplexity import default_data_path
-
     p.add_argument("--spike-model", default="models/bundled_spike_attention", help="spike-attention checkpoint directory")
     p.add_argument("--mlgru-model", default="models/bundled", help="MLGRU checkpoint directory")
-    p.add_argument("--data", default=str(default_data_path()), help="perplexity text (default WikiText-2 test)")
+    p.add_argument("--data", default=None, help="perplexity text (default WikiText-2 test)")
     p.add_argument("--eval-tokens", type=int, default=32768, help="tokens scored for perplexity")
     p.add_argument("--crossbar-eval-tokens", type=int, default=4096, help="tokens scored on crossbars (slower)")
     p.add_argument("--event-tokens", type=int, default=1024, help="tokens the golden model counts events on")
@@ -338,16 +341,9 @@ def _cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers) -> None:
     """Add ``ablation``."""
-    return add_command(subparsers, "ablation", "the ablation table: perplexity, ROUGE, events and energy per token",
-                       __doc__, add_arguments, _cmd)
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m experiments.ablation``."""
-    return run_module("python -m experiments.ablation", __doc__, add_arguments, _cmd, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    p = subparsers.add_parser("ablation", help="the ablation table: perplexity, ROUGE, events and energy per token",
+                              description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=_cmd)

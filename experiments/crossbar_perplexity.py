@@ -7,7 +7,7 @@ integer view without the hook, which equals the golden model bit for bit. Perple
 :func:`models.eval.perplexity.text_perplexity` on a fixed prefix of the text (``--max-tokens``), so every
 number names its text subset.
 
-Sweeps (:data:`DEFAULT_SERIES`), one knob at a time around :data:`BASE`:
+Sweeps (:data:`DEFAULT_SERIES`), one knob at a time around :func:`base_config`:
 
 - ``adc_bits`` 3..8 with two ADC ranges: ``unit`` (``adc_shift=0``: one ADC step is one cell times one
   DAC step, the integer column value itself; codes beyond ``+-(2**(b-1) - 1)`` clip) and ``full``
@@ -27,35 +27,38 @@ and listed.
 Every evaluated point is written to ``<out>/perplexity_sweep.json`` as soon as it is done; a rerun
 with the same model and text subset skips the points already there (resume after an interruption).
 
-Run: ``python -m experiments.crossbar_perplexity --max-tokens 2048 --out docs/crossbar``.
+Run: ``nmllm crossbar-sweep --max-tokens 2048 --out docs/crossbar`` (``experiments/crossbar_perplexity.py``);
+the recorded runs had one BLAS thread (``OPENBLAS_NUM_THREADS=1`` in the environment) and one torch thread.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import math
 import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
-for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")   # one BLAS thread (before NumPy loads): the sweep is one process
+if TYPE_CHECKING:
+    from sim.crossbar.costs import PeripheryCosts
+    from sim.crossbar.tile import CrossbarConfig
 
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Callable, Sequence  # noqa: E402
+__all__ = ["base_config", "DEFAULT_SERIES", "ADC_RANGES", "Series", "apply_knob", "check_knob_values",
+           "program_layers", "Evaluator", "PerplexitySweep", "plot_sweep", "register"]
 
-from sim.crossbar.costs import PeripheryCosts, token_report  # noqa: E402
-from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor, Periphery  # noqa: E402
 
-__all__ = ["BASE", "DEFAULT_SERIES", "ADC_RANGES", "Series", "apply_knob", "check_knob_values",
-           "program_layers", "Evaluator", "PerplexitySweep", "plot_sweep", "main"]
+def base_config() -> CrossbarConfig:
+    """The sweep's base: 128 x 128 tiles, 1-bit DACs, an 8-bit ADC with a one-column-unit step, ideal devices."""
+    from models.program.crossbar import Periphery
+    from sim.crossbar.tile import CrossbarConfig
 
-#: The sweep's base: 128 x 128 tiles, 1-bit DACs, an 8-bit ADC with a one-column-unit step, ideal devices.
-BASE = CrossbarConfig(tile_rows=128, tile_cols=128, periphery=Periphery(dac_bits=1, adc_bits=8, adc_shift=0))
+    return CrossbarConfig(tile_rows=128, tile_cols=128, periphery=Periphery(dac_bits=1, adc_bits=8, adc_shift=0))
+
 
 #: ADC range policies: ``adc_range`` value -> ``Periphery.adc_shift``.
 ADC_RANGES = {"unit": 0, "full": None}
@@ -66,12 +69,12 @@ EXTRA_KNOBS = ("adc_range",)
 
 @dataclass(frozen=True)
 class Series:
-    """One one-knob sweep: ``knob`` over ``values`` from ``base`` (a dict of knob settings on :data:`BASE`)."""
+    """One one-knob sweep: ``knob`` over ``values`` from ``base`` (knob settings on :func:`base_config`)."""
 
     name: str
     knob: str
     values: tuple
-    base: tuple = ()          # ((knob, value), ...) applied to BASE first
+    base: tuple = ()          # ((knob, value), ...) applied to base_config() first
     label: str = ""
 
 
@@ -113,8 +116,12 @@ def program_layers(program) -> dict[str, tuple[int, int]]:
 
 
 def check_knob_values(knob: str, values: Sequence, layers: dict[str, tuple[int, int]],
-                      base: CrossbarConfig = BASE) -> list[CrossbarConfig]:
-    """The configurations of ``knob`` over ``values`` from ``base``; a bad value raises a one-line error."""
+                      base: CrossbarConfig | None = None) -> list[CrossbarConfig]:
+    """The configurations of ``knob`` over ``values`` from ``base`` (default :func:`base_config`); a bad value
+    raises a one-line ``ValueError``."""
+    from sim.crossbar.tile import CrossbarConfig
+
+    base = base_config() if base is None else base
     if knob not in CrossbarConfig.KNOBS and knob not in EXTRA_KNOBS:
         raise ValueError(f"Unknown crossbar knob {knob!r}; use one of "
                          f"{', '.join(list(CrossbarConfig.KNOBS) + list(EXTRA_KNOBS))}")
@@ -128,7 +135,10 @@ def check_knob_values(knob: str, values: Sequence, layers: dict[str, tuple[int, 
                 raise ValueError(f"Tile size must be a positive integer, not {v!r}")
             if v > widest:
                 raise ValueError(f"Tile {v} is larger than the model's layers allow (largest fan-in {widest})")
-        configs.append(apply_knob(base, knob, v))
+        try:
+            configs.append(apply_knob(base, knob, v))
+        except TypeError as e:   # a value of the wrong type (``--values adc_bits=x``) is a user's mistake too
+            raise ValueError(str(e)) from None
     return configs
 
 
@@ -153,6 +163,7 @@ class Evaluator:
         """Perplexity record of ``config`` (None: the digital integer view)."""
         from models.program.integer_view import IntegerView
         from models.eval.perplexity import text_perplexity
+        from sim.crossbar.tile import CrossbarExecutor
 
         executor = None if config is None else CrossbarExecutor(config)
         view = IntegerView(self.program, accumulate=executor)
@@ -170,6 +181,8 @@ class Evaluator:
 
 
 def _describe_point(config: CrossbarConfig, layers, costs) -> dict:
+    from sim.crossbar.costs import token_report
+
     report = token_report(layers, config, costs)
     return {"energy_pj_per_token": report["energy_pj"], "adc_conversions_per_token": report["adc_conversions"]}
 
@@ -187,6 +200,8 @@ class PerplexitySweep:
     def __init__(self, evaluate: Callable[[CrossbarConfig | None], dict], layers: dict[str, tuple[int, int]],
                  meta: dict, path: Path, *, tolerance: float = 0.01, costs: PeripheryCosts | None = None,
                  progress: bool = True):
+        from sim.crossbar.costs import PeripheryCosts
+
         if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
             raise ValueError(f"Tolerance must be in [0, 1), not {tolerance!r}")
         self.evaluate, self.layers, self.path = evaluate, layers, Path(path)
@@ -234,16 +249,17 @@ class PerplexitySweep:
 
     # -- one knob at a time
     def run_series(self, series: Sequence[Series]) -> None:
+        base0 = base_config()
         plans = []
         for s in series:
-            base = BASE
+            base = base0
             for k, v in s.base:
                 base = apply_knob(base, k, v)
             plans.append((s, base, check_knob_values(s.knob, s.values, self.layers, base)))
         self.reference
         todo = [(s, v, c) for s, _, cs in plans for v, c in zip(s.values, cs)]
         bar = _bar(len(todo) + 1, "sweep", self.progress)
-        for cfg in [BASE] + [c for _, _, c in todo]:
+        for cfg in [base0] + [c for _, _, c in todo]:
             rec = self.point(cfg)
             bar.set_postfix_str(f"{_short(cfg)} ppl {rec['token_ppl']:.2f}")
             bar.update(1)
@@ -253,12 +269,14 @@ class PerplexitySweep:
                 "knob": s.knob, "label": s.label, "base": dict(s.base),
                 "base_point": _key(base),
                 "points": [{"value": v, "key": _key(c)} for v, c in zip(s.values, cs)]}
-        self.data["base"] = _key(BASE)
+        self.data["base"] = _key(base0)
         self.save()
 
     # -- cheapest within budget
     def search_cheapest(self, grid: dict | None = None, max_evaluations: int = 8) -> dict | None:
         """The cheapest grid setting within budget (energy per token); see the module docstring."""
+        from sim.crossbar.costs import token_report
+
         if grid is None:   # the default grid, without tiles wider than every layer
             widest = max(fan_in for fan_in, _ in self.layers.values())
             grid = {**DEFAULT_GRID, "tile": tuple(t for t in DEFAULT_GRID["tile"] if t <= widest) or (widest,)}
@@ -273,8 +291,10 @@ class PerplexitySweep:
         budget = self.reference * (1 + self.tolerance)
         bits = sorted(grid["adc_bits"])
 
+        base0 = base_config()
+
         def cfg_of(b, t, r, d):
-            c = BASE
+            c = base0
             for k, v in (("dac_bits", d), ("adc_range", r), ("tile", t), ("adc_bits", b)):
                 c = apply_knob(c, k, v)
             return c
@@ -354,8 +374,10 @@ class PerplexitySweep:
 
 def _config_of(describe: dict) -> CrossbarConfig:
     """The :class:`CrossbarConfig` of a :meth:`CrossbarConfig.describe` dict."""
+    from models.program.crossbar import Periphery
     from sim.crossbar.device import DeviceParams
     from sim.crossbar.ir_drop import WireParams
+    from sim.crossbar.tile import CrossbarConfig
 
     dev = {k.split(".", 1)[1]: v for k, v in describe.items() if k.startswith("device.")}
     per = {k.split(".", 1)[1]: v for k, v in describe.items() if k.startswith("periphery.")}
@@ -461,8 +483,11 @@ def _parse_values(items: Sequence[str]) -> dict[str, tuple]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.crossbar_perplexity", description=__doc__.split("\n\n")[0])
+def register(subparsers) -> None:
+    """Add the ``crossbar-sweep`` subcommand."""
+    p = subparsers.add_parser("crossbar-sweep", help="perplexity on crossbar tiles against ADC bits, tile size, "
+                              "read noise, faults; cheapest setting within budget",
+                              description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="models/bundled", help="checkpoint directory (default models/bundled)")
     p.add_argument("--data", default=None, help="raw text (default ../shared/data/wikitext-2/wiki.test.raw)")
     p.add_argument("--max-tokens", type=int, default=2048, help="score the first N tokens of the text (default 2048)")
@@ -476,16 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-evaluations", type=int, default=6,
                    help="most new evaluations the cheapest-setting search may run (0: no search)")
     p.add_argument("--no-progress", action="store_true")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
@@ -522,7 +538,7 @@ def _run(args) -> int:
     sweep = PerplexitySweep(ev, ev.layers, meta, out / RESULTS_NAME, tolerance=args.tolerance,
                             progress=not args.no_progress)
     for s in series:   # refuse bad values before any compute
-        base = BASE
+        base = base_config()
         for k, v in s.base:
             base = apply_knob(base, k, v)
         check_knob_values(s.knob, s.values, ev.layers, base)
@@ -550,7 +566,3 @@ def _run(args) -> int:
     print(f"{sweep.evaluations} evaluations in {time.perf_counter() - t0:.0f} s; results {out / RESULTS_NAME}; "
           f"plots {', '.join(str(p) for p in plots)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

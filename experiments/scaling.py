@@ -6,13 +6,12 @@ machine (dense fp32, shapes that fit in memory) and ANALYTIC GPU rooflines (Jets
 The 370M comparison with the published Loihi 2 result (Abreu et al. 2025) varies one assumption of the
 ``loihi2-estimate`` preset at a time.
 
-Run: ``python -m experiments.scaling --out docs/system_model`` (``--cpu`` also measures the CPU baseline,
-``--compare`` the Loihi 2 variants). Writes ``scaling.json``, ``scaling_table.md`` and small PNGs.
+Run: ``nmllm scaling --out docs/system_model`` (``--cpu`` also measures the CPU baseline, ``--compare`` the
+Loihi 2 variants). Writes ``scaling.json``, ``scaling_table.md`` and small PNGs.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -25,9 +24,8 @@ from sim.system.baselines import fits_in_memory, gpu_roofline, measure_cpu_decod
 from sim.system.compiler import chips_needed, compile_model
 from sim.system.energy import load_preset
 from sim.system.shapes import SCALES, ModelShape
-from sim.system.model import SystemModel
 
-__all__ = ["run_point", "run_scaling", "LOIHI2_VARIANTS", "compare_loihi2", "cpu_baselines", "write_outputs", "main"]
+__all__ = ["run_point", "run_scaling", "LOIHI2_VARIANTS", "compare_loihi2", "cpu_baselines", "write_outputs", "register"]
 
 DEFAULT_PRESETS = ("loihi2-estimate", "loihi1", "crossbar", "vck190")
 
@@ -56,6 +54,8 @@ def _variant_overrides(spec, preset) -> dict:
 def run_point(shape: ModelShape, preset_name: str, overrides: Optional[dict] = None, fill: float = 1.0,
               prompt_tokens: int = 500, progress: bool = False) -> dict:
     """Compile ``shape`` on as many chips as it needs and simulate it; one row of the study."""
+    from sim.system.model import SystemModel
+
     preset = load_preset(preset_name)
     if overrides:
         preset = preset.with_overrides(overrides)
@@ -205,19 +205,11 @@ def write_outputs(rows: list[dict], cpu: list[dict], variants: list[dict], out: 
     return paths
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.scaling", description=__doc__.splitlines()[0])
-    ap.add_argument("--presets", default=",".join(DEFAULT_PRESETS), help="comma-separated presets")
-    ap.add_argument("--scales", default=",".join(SCALES), help="comma-separated model scales")
-    ap.add_argument("--out", default="docs/system_model", help="output folder (default docs/system_model)")
-    ap.add_argument("--cpu", action="store_true", help="also measure the PyTorch CPU baseline (1 thread)")
-    ap.add_argument("--compare", action="store_true", help="also run the Loihi 2 variants for 370M")
-    ap.add_argument("--no-plots", action="store_true")
-    args = ap.parse_args(argv)
+def _run(args) -> int:
     scales = [s.strip() for s in args.scales.split(",") if s.strip()]
     for s in scales:
         if s not in SCALES:
-            ap.error(f"unknown scale {s!r}: choose from {', '.join(SCALES)}")
+            raise ValueError(f"unknown scale {s!r}: choose from {', '.join(SCALES)}")
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     rows = run_scaling(presets, scales)
     cpu = cpu_baselines(scales) if args.cpu else []
@@ -228,5 +220,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def register(subparsers) -> None:
+    """Add the ``scaling`` subcommand."""
+    p = subparsers.add_parser("scaling", help="125M .. 13B on each preset: chips, tokens/s, J/token, TTFT",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--presets", default=",".join(DEFAULT_PRESETS), help="comma-separated presets")
+    p.add_argument("--scales", default=",".join(SCALES), help="comma-separated model scales")
+    p.add_argument("--out", default="docs/system_model", help="output folder (default docs/system_model)")
+    p.add_argument("--cpu", action="store_true", help="also measure the PyTorch CPU baseline (1 thread)")
+    p.add_argument("--compare", action="store_true", help="also run the Loihi 2 variants for 370M")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=_run)

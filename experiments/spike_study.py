@@ -7,61 +7,34 @@ Subcommands
                for the points named by ``--rouge-points``); resumable JSON, one point at a time.
 ``plot``       quality against events per token from a study JSON (small PNGs).
 ``table``      the study as a markdown table.
-``errors``     error analysis and the mixed-timestep schedule (:mod:`experiments.spike_errors`).
-``interpret``  firing rates, spike-count entropy and NMI with ambiguous/clear sentences
-               (:mod:`experiments.spike_interpret`).
+``errors``     error analysis and the mixed-timestep schedule (runner :mod:`experiments.spike_errors`,
+               algorithms :mod:`models.transformer.error_analysis`).
+``interpret``  firing rates, spike-count entropy and NMI with ambiguous/clear sentences (runner
+               :mod:`experiments.spike_interpret`, algorithms :mod:`models.transformer.interpret`).
 
+This module (``experiments/spike_study.py``) registers ``spike`` and runs ``study``/``plot``/``table``.
 Thresholds are calibrated on corpus text (``<data>/corpus``) and cached in
-``runs/spike/calib_<model>_<tokens>.pt``; the evaluation sets are never used for calibration.
+``runs/spike/calib_<model>_<tokens>.pt`` (:mod:`models.transformer.calibration`); the evaluation sets
+are never used for calibration.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-import time
 from pathlib import Path
-from typing import Optional
 
-import torch
+from experiments.spike_errors import add_error_arguments, run_error_analysis
+from experiments.spike_interpret import add_interpret_arguments, run_interpret
+from models.transformer.calibration import RUNS, get_calibration
 
-from models.text.corpus import REPO_ROOT
-
-__all__ = ["register", "get_calibration", "study", "plot_study", "study_table", "main"]
-
-RUNS = REPO_ROOT / "runs" / "spike"
-
-
-def _slug(ref: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(ref)).name or str(ref))
-
-
-def get_calibration(model, tokenizer, model_ref: str, n_tokens: int = 4096, cache: Optional[str] = None,
-                    seq_len: int = 256, progress: bool = True):
-    """Calibration of ``model`` on ``n_tokens`` corpus tokens, from ``cache`` if it exists (else computed
-    and saved there; default ``runs/spike/calib_<model>_<n_tokens>.pt``)."""
-    from models.transformer.convert import Calibration, calibrate, calibration_token_batches
-
-    path = Path(cache) if cache else RUNS / f"calib_{_slug(model_ref)}_{n_tokens}.pt"
-    if path.is_file():
-        raw = torch.load(path, weights_only=True)
-        if "channel_absmax" in raw:
-            return Calibration(raw["samples"], raw["absmax"], int(raw["tokens"]), raw.get("source", "corpus"),
-                               raw["sample_channels"], raw["channel_absmax"])
-    batches = calibration_token_batches(tokenizer, n_tokens=n_tokens, seq_len=min(seq_len, n_tokens))
-    t0 = time.perf_counter()
-    calib = calibrate(model, batches, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"samples": calib.samples, "absmax": calib.absmax, "tokens": calib.tokens,
-                "source": f"corpus ({n_tokens} tokens)", "sample_channels": calib.sample_channels,
-                "channel_absmax": calib.channel_absmax}, path)
-    print(f"calibrated on {calib.tokens} corpus tokens in {time.perf_counter() - t0:.0f} s -> {path}", file=sys.stderr)
-    return calib
+__all__ = ["register", "study", "plot_study", "study_table", "merge_studies"]
 
 
 def _load(model_ref: str, threads: int):
+    import torch
+
     from models.transformer.loader import load_hf_model, load_hf_tokenizer
 
     torch.set_num_threads(threads)
@@ -84,9 +57,12 @@ def _configure(sm, key: str, weights: str = "int8", thresholds: str = "tensor") 
 
 
 def study(args: argparse.Namespace) -> int:
-    from models.transformer.loader import hf_text_perplexity
+    """``nmllm spike study``: the points one at a time into ``--out`` (resumed), then the plots."""
+    import torch
+
     from models.eval.perplexity import default_data_path
     from models.transformer.convert import convert
+    from models.transformer.loader import hf_text_perplexity
 
     out = Path(args.out)
     res = json.loads(out.read_text()) if out.is_file() else {"points": {}}
@@ -276,16 +252,6 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_errors(args: argparse.Namespace) -> int:
-    from experiments.spike_errors import run_error_analysis
-    return run_error_analysis(args)
-
-
-def _cmd_interpret(args: argparse.Namespace) -> int:
-    from experiments.spike_interpret import run_interpret
-    return run_interpret(args)
-
-
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m", help="smollm2-135m (default) or a Hugging Face layout directory")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -331,29 +297,11 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     p = sub.add_parser("errors", help="per-layer cosine/SNR, where loss concentrates, sensitivity -> mixed schedule")
     _common(p)
-    from experiments.spike_errors import add_error_arguments
     add_error_arguments(p)
-    p.set_defaults(func=_cmd_errors)
+    p.set_defaults(func=run_error_analysis)
 
     p = sub.add_parser("interpret", help="firing rate, entropy and NMI with ambiguous vs clear sentences, per layer")
     _common(p)
-    from experiments.spike_interpret import add_interpret_arguments
     add_interpret_arguments(p)
-    p.set_defaults(func=_cmd_interpret)
+    p.set_defaults(func=run_interpret)
     return sp
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m experiments.spike_study <study|plot|errors|interpret> [...]``."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.spike_study")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["spike"] + (sys.argv[1:] if argv is None else argv))
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"nmllm spike: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
 """Digital twin of a crossbar tile's periphery: bit-serial driver, column sums, ADC, shift-and-add, LFSR noise.
 
 The analog array is represented by its quantised cells (signed ``cell_bits`` integers, the device
-model's ``level+ - level-``, :meth:`sim.crossbar.device.ProgrammedArray.cells`); everything else is the
-periphery of :func:`sim.crossbar.tile.tile_mvm_integer`, cycle by cycle::
+model's ``level+ - level-``); everything else is the periphery of the integer twin
+:func:`models.program.crossbar.tile_mvm_integer`, cycle by cycle::
 
     act stream ──► LOAD: rows activations into the input buffer
                    SLICE j = 0 .. S-1 (S = act_bits / dac_bits, least significant first):
@@ -13,7 +13,7 @@ periphery of :func:`sim.crossbar.tile.tile_mvm_integer`, cycle by cycle::
                    OUTPUT: out[0 .. cols-1] on the res stream ──► res stream
 
 Noise: with ``noise_en`` high, every conversion first steps the 32-bit Galois LFSR
-(:data:`sim.crossbar.tile.LFSR_MASK`) and adds its low ``noise_bits`` bits as a two's complement
+(:data:`models.program.crossbar.LFSR_MASK`) and adds its low ``noise_bits`` bits as a two's complement
 number; ``lfsr_load`` loads ``lfsr_seed`` (the seed the functional model takes). With ``noise_en`` low
 the LFSR holds. Cycles per vector: ``rows + S * (rows + 1 + cols) + cols`` without stalls.
 """
@@ -27,7 +27,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from models.program import numformat
-from sim.crossbar.tile import LFSR_BITS, LFSR_MASK, MAX_NOISE_BITS
+from models.program.crossbar import LFSR_BITS, LFSR_MASK, MAX_NOISE_BITS
 
 from hw.ternary_matvec import WeightWriteSignature
 
@@ -60,7 +60,7 @@ class CrossbarTile(wiring.Component):
     max_adc_shift : int
         Largest ADC step exponent the ``adc_shift`` input may select.
     noise_bits : int
-        LFSR noise width (0: no noise hardware), at most :data:`sim.crossbar.tile.MAX_NOISE_BITS`.
+        LFSR noise width (0: no noise hardware), at most :data:`models.program.crossbar.MAX_NOISE_BITS`.
 
     Members
     -------

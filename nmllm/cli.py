@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "nmllm.commands.system",
     "nmllm.commands.verilog",
     "nmllm.commands.vivado",
+    "nmllm.commands.rtl_sim",
+    "nmllm.commands.checkpoint",
     "experiments.spike_study",
     "experiments.pruning_sweep",
     "experiments.decode",

@@ -16,11 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import numpy as np
-
-from models.program import numformat
-from models.program.ternary_kernels import ternary_matvec
-
 from nmllm.workspace import repo_root
 
 __all__ = ["run_demo", "register"]
@@ -41,6 +36,7 @@ def run_demo(simulator: str | None = None, seed: int = 1, tokens: int = 512) -> 
 
 def _model_section(model_dir, tokens: int):
     """Quality of the float and integer views, golden == integer view, a continuation, events/token."""
+    import numpy as np
     import torch
 
     from models.mmfree.checkpoint import load_checkpoint
@@ -111,7 +107,11 @@ def _cost_section(events, n_tokens: int, model_dir) -> None:
 
 def _rtl_thread(root, simulator: str | None, seed: int) -> bool:
     """The foundation thread: spec -> golden -> Amaranth -> Verilog -> cocotb; True if bit-exact."""
+    import numpy as np
+
     from hw.verilog import emit, port_list
+    from models.program import numformat
+    from models.program.ternary_kernels import ternary_matvec
     from verif.flow import run_bench
     from verif.registry import BENCHES
     from verif.simulators import available_simulators, missing_simulators
@@ -169,8 +169,12 @@ def _rtl_thread(root, simulator: str | None, seed: int) -> bool:
     return result.passed
 
 
-def _weights_from_image(words: list[int], lanes: int, fan_in: int, out_features: int) -> np.ndarray:
+def _weights_from_image(words: list[int], lanes: int, fan_in: int, out_features: int):
     """Invert :func:`hw.ternary_matvec.weight_memory_image`: words -> (out_features, fan_in) weights."""
+    import numpy as np
+
+    from models.program import numformat
+
     codes = np.zeros((out_features, fan_in), dtype=np.uint8)
     for addr, word in enumerate(words):
         g, k = divmod(addr, fan_in)

@@ -39,6 +39,7 @@ def args(checkpoints, tmp_path, **kw):
     return a
 
 
+@pytest.mark.slow
 def test_every_row_is_measured_and_each_ablation_moves_the_right_way(checkpoints, tmp_path):
     result = ablation.run_ablation(args(checkpoints, tmp_path))
     rows = {r["row"]: r for r in result["rows"]}

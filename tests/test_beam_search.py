@@ -1,4 +1,4 @@
-"""Decoders (models/decoding/beam_search.py): greedy, standard beam search, spike-based beam search.
+"""Decoders (models/decoding/beam_search.py, steppers.py) and ``nmllm decode`` (experiments/decode.py).
 
 What is promised and tested:
 * beam width 1 is greedy exactly (tokens and score), on the torch model, the golden model and a table
@@ -12,6 +12,7 @@ What is promised and tested:
 * bad settings are refused with one-line ValueErrors.
 """
 
+import argparse
 import itertools
 import json
 import math
@@ -20,11 +21,14 @@ import numpy as np
 import pytest
 import torch
 
+from experiments import decode as decode_cmd
 from models.decoding import beam_search as bs
+from models.decoding.steppers import GoldenStepper, TorchStepper
 from models.mmfree.config import preset
 from models.program.golden import GoldenModel
 from models.program.integer_program import IntegerProgram
 from models.mmfree.model import MMFreeForCausalLM
+from models.text.tokenizer import EOS_ID
 from models.transformer.coding import Coding
 
 torch.set_num_threads(1)
@@ -66,7 +70,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def steppers(model):
-    return {"torch": bs.TorchStepper(model), "golden": bs.GoldenStepper(GoldenModel(IntegerProgram.from_model(model))),
+    return {"torch": TorchStepper(model), "golden": GoldenStepper(GoldenModel(IntegerProgram.from_model(model))),
             "table": TableStepper(12, 0)}
 
 
@@ -78,7 +82,7 @@ PROMPTS = {"torch": [[1, 17, 40, 300], [1, 5]], "golden": [[1, 17, 40, 300], [1,
 @pytest.mark.parametrize("ngram", [0, 2])
 def test_beam_width_one_equals_greedy(steppers, kind, ngram):
     st = steppers[kind]
-    eos = 4 if kind == "table" else bs.EOS_ID
+    eos = 4 if kind == "table" else EOS_ID
     for prompt in PROMPTS[kind]:
         g = bs.greedy(st, prompt, 12, eos_id=eos, no_repeat_ngram=ngram)
         b = bs.beam_search(st, prompt, 1, 12, eos_id=eos, no_repeat_ngram=ngram)
@@ -118,7 +122,7 @@ def _spike_greedy_reference(stepper, prompt, T, D, n, eos, ngram=0):
 @pytest.mark.parametrize("T", [1, 3, 8, 30])
 def test_spike_beam_width_one_is_spike_greedy(steppers, kind, T):
     st = steppers[kind]
-    eos = 4 if kind == "table" else bs.EOS_ID
+    eos = 4 if kind == "table" else EOS_ID
     for prompt in PROMPTS[kind]:
         ref = _spike_greedy_reference(st, prompt, T, 8.0, 10, eos, ngram=2)
         for early in (True, False):
@@ -256,7 +260,7 @@ def test_if_counts_early_drop_keeps_the_best():
 @pytest.mark.parametrize("T", [2, 4, 8, 16])
 def test_early_termination_changes_nothing_and_saves_steps(steppers, kind, T):
     st = steppers[kind]
-    eos = 4 if kind == "table" else bs.EOS_ID
+    eos = 4 if kind == "table" else EOS_ID
     saved = 0
     for prompt in PROMPTS[kind]:
         on = bs.spike_beam_search(st, prompt, 4, T, 12, eos_id=eos, no_repeat_ngram=2)
@@ -290,7 +294,7 @@ def test_a_hopeless_beam_is_dropped_before_its_forward_step():
 # ---------------------------------------------------------------------------- cost accounting
 def test_golden_stepper_counts_one_forward_step_per_beam_and_token(model):
     golden = GoldenModel(IntegerProgram.from_model(model))
-    st = bs.GoldenStepper(golden)
+    st = GoldenStepper(golden)
     golden.reset()
     golden.step(1)
     per_step = sum(e.neuron_updates for e in golden.last_events)
@@ -305,7 +309,7 @@ def test_golden_stepper_counts_one_forward_step_per_beam_and_token(model):
 
 
 def test_torch_stepper_batched_step_equals_single_steps(model):
-    st = bs.TorchStepper(model)
+    st = TorchStepper(model)
     _, s0 = st.prefill([1, 5, 9])
     _, s1 = st.prefill([1, 7])
     batched, _ = st.step([3, 4], [s0, s1])
@@ -346,9 +350,13 @@ def test_bad_settings_are_refused(call, match):
 
 
 # ---------------------------------------------------------------------------- CLI
-def test_cli_runs_on_the_bundled_model(tmp_path, capsys):
-    import argparse
+def _decode_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    decode_cmd.register(parser.add_subparsers(dest="command"))
+    return parser
 
+
+def test_cli_runs_on_the_bundled_model(tmp_path, capsys):
     data = tmp_path / "cnndm.jsonl"
     data.write_text("\n".join(json.dumps({"see_index": str(i), "article": a, "highlights": h}) for i, (a, h) in enumerate([
         ("the mayor said on monday that the bridge will close . traffic will move to the tunnel . work starts in may .",
@@ -356,10 +364,7 @@ def test_cli_runs_on_the_bundled_model(tmp_path, capsys):
         ("scientists found a new species of frog in peru . it is bright green . it lives in trees .",
          "a new frog species was found in peru ."),
     ])) + "\n")
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    bs.register(sub)
-    args = parser.parse_args(["decode", "--data", str(data), "--n-articles", "2", "--max-new-tokens", "5",
+    args = _decode_parser().parse_args(["decode", "--data", str(data), "--n-articles", "2", "--max-new-tokens", "5",
                               "--timesteps", "2,4", "--beam", "2", "--out", str(tmp_path / "out"), "--no-progress"])
     assert args.func(args) == 0
     r = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -371,11 +376,18 @@ def test_cli_runs_on_the_bundled_model(tmp_path, capsys):
     assert "spike beam k=2 T=4" in capsys.readouterr().out
 
 
-def test_cli_refuses_bad_settings(tmp_path, capsys):
-    assert bs.main(["--beam", "0", "--n-articles", "1", "--out", str(tmp_path), "--no-progress"]) == 2
-    assert "beam must be at least 1" in capsys.readouterr().err
-    assert bs.main(["--timesteps", "4,0", "--n-articles", "1", "--out", str(tmp_path), "--no-progress"]) == 2
-    assert "timesteps must be at least 1" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, match", [
+    (["--beam", "0"], "beam must be at least 1"),
+    (["--timesteps", "4,0"], "timesteps must be at least 1"),
+])
+def test_cli_refuses_bad_settings(tmp_path, argv, match):
+    args = _decode_parser().parse_args(["decode", *argv, "--n-articles", "1", "--out", str(tmp_path), "--no-progress"])
+    with pytest.raises(ValueError, match=match) as info:
+        args.func(args)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_refuses_a_bad_timesteps_list(capsys):
     with pytest.raises(SystemExit):
-        bs.main(["--timesteps", "4,x"])
+        _decode_parser().parse_args(["decode", "--timesteps", "4,x"])
     assert "comma-separated integers" in capsys.readouterr().err

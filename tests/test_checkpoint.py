@@ -265,12 +265,17 @@ def test_checkpoint_error_is_value_error(tmp_path):
 
 
 def test_convert_command_to_float16(tmp_path, capsys):
-    from models.mmfree.checkpoint import main
+    import argparse
+
+    from nmllm.commands.checkpoint import register
 
     m = tiny_model()
     save_checkpoint(m, tmp_path / "src")
     (tmp_path / "src" / "tokenizer.json").write_text("{}")
-    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "dst"), "--dtype", "float16"]) == 0
+    parser = argparse.ArgumentParser(prog="nmllm")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["checkpoint", "convert", str(tmp_path / "src"), str(tmp_path / "dst"), "--dtype", "float16"])
+    assert args.func(args) == 0
     assert "float16" in capsys.readouterr().out
     from safetensors import safe_open
     with safe_open(str(tmp_path / "dst" / "model.safetensors"), framework="pt") as fh:

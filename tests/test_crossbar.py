@@ -8,13 +8,14 @@ import pytest
 
 from models.program import numformat
 from models.mmfree.config import preset
+from models.program.crossbar import (LFSR_BITS, LFSR_MASK, Periphery, lfsr_next, lfsr_noise, slice_inputs,
+                                     tile_mvm_integer)
 from models.program.ternary_kernels import ternary_matvec
 from sim.crossbar.costs import (PeripheryCosts, accuracy_sweep, model_layers, mvm_cost, mvm_events,
                                 token_report)
 from sim.crossbar.device import DeviceParams, program
 from sim.crossbar.ir_drop import WireParams, column_currents, transfer_matrix
-from sim.crossbar.tile import (LFSR_BITS, LFSR_MASK, CrossbarConfig, CrossbarExecutor, CrossbarLayer, Periphery,
-                               lfsr_next, lfsr_noise, slice_inputs, tile_mvm_integer)
+from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor, CrossbarLayer
 
 
 def random_layer(rng, fan_in, out, act_bits=8, n=40):
@@ -415,6 +416,7 @@ def test_cell_memory_image_packs_twos_complement_columns():
 
 
 @pytest.mark.cocotb
+@pytest.mark.slow
 def test_crossbar_testbench_fails_on_a_wrong_expected_word():
     """Negative control: one corrupted model word in a noisy phase fails the cocotb run."""
     import copy

@@ -5,6 +5,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,6 +49,7 @@ def test_sigmoid_is_the_interpolated_table(y):
     assert int(nf.sigmoid_q(np.array([y]))[0]) == slow_sigmoid(y)
 
 
+@pytest.mark.slow
 @given(st.lists(st.integers(-(40 << nf.OUT_FRAC), 40 << nf.OUT_FRAC), min_size=1, max_size=30))
 def test_sigmoid_and_silu_agree_between_numpy_and_torch(ys):
     a = np.array(ys, dtype=np.int64)

@@ -11,8 +11,9 @@ from models.mmfree.checkpoint import save_checkpoint
 from models.mmfree.config import preset
 from models.text.corpus import corpus_files, data_root
 from models.mmfree.model import MMFreeForCausalLM
-from models.eval.perplexity import (model_logits_fn, register, sequence_nll, text_perplexity, window_plan)
+from models.eval.perplexity import model_logits_fn, sequence_nll, text_perplexity, window_plan
 from models.text.tokenizer import EOS_ID, save_tokenizer, train_tokenizer
+from nmllm.commands.eval import register
 
 torch.set_num_threads(1)
 

@@ -21,6 +21,7 @@ def test_at_least_verilator_is_installed():
 
 
 @pytest.mark.cocotb
+@pytest.mark.slow
 @pytest.mark.parametrize("unit,config,simulator", CASES, ids=["-".join(c) for c in CASES])
 def test_rtl_matches_golden_on_every_word(unit, config, simulator):
     result = run_bench(unit, config, simulator)
@@ -29,6 +30,7 @@ def test_rtl_matches_golden_on_every_word(unit, config, simulator):
 
 
 @pytest.mark.cocotb
+@pytest.mark.slow
 def test_testbench_fails_on_a_wrong_expected_word():
     """Negative control: the comparison is real — one corrupted golden word fails the run."""
     bench = BENCHES["ternary_matvec"]

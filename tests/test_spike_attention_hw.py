@@ -176,6 +176,7 @@ def _short_vectors(config):
 
 
 @pytest.mark.cocotb
+@pytest.mark.slow
 @pytest.mark.parametrize("corrupt", ["output_word", "cycle_count"])
 def test_testbench_fails_on_a_wrong_word_or_cycle_count(corrupt):
     """Negative control (the last installed simulator, a short run): the comparisons are real."""

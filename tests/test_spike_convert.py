@@ -211,7 +211,7 @@ def test_calibration_uses_given_tokens_only(tiny_dir, batches):
 
 
 def test_error_analysis_on_tiny_llama(converted, batches):
-    from experiments.spike_errors import cos_snr, greedy_schedule, layer_similarity, site_sensitivity, token_type
+    from models.transformer.error_analysis import cos_snr, greedy_schedule, layer_similarity, site_sensitivity, token_type
 
     sm, _ = converted
     ids = batches["eval"][:1]
@@ -233,7 +233,7 @@ def test_error_analysis_on_tiny_llama(converted, batches):
 
 
 def test_interpretability_statistics():
-    from experiments.spike_interpret import entropy_bits, kmeans2, nmi
+    from models.transformer.interpret import entropy_bits, kmeans2, nmi
 
     y = torch.tensor([0, 0, 1, 1, 0, 1])
     assert float(nmi(y, y)) == pytest.approx(1.0)
@@ -251,7 +251,7 @@ def test_interpretability_statistics():
 
 
 def test_spike_recorder_on_tiny_llama(converted, batches):
-    from experiments.spike_interpret import SpikeRecorder
+    from models.transformer.interpret import SpikeRecorder
 
     sm, _ = converted
     sm.configure("rate", 4)
@@ -301,15 +301,14 @@ def test_rouge_pieces(tiny_dir):
 def test_cli_eval_and_spike_commands(tiny_dir, tmp_path, capsys):
     import argparse
 
-    from models.eval import perplexity
-    from models.eval import rouge as rouge_eval
-    from experiments import spike_study as spike_cmds
+    from experiments import spike_study
     from models.text.corpus import data_root
+    from nmllm.commands import eval as eval_command
 
     parser = argparse.ArgumentParser(prog="nmllm")
     sub = parser.add_subparsers(dest="command", required=True)
-    rouge_eval.register_rouge(perplexity.register(sub))          # as nmllm/cli.py wires them
-    spike_cmds.register(sub)
+    eval_command.register(sub)                                   # as nmllm/cli.py wires them
+    spike_study.register(sub)
     text = tmp_path / "wiki.txt"
     text.write_text((data_root() / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")[:2000])
     cache = tmp_path / "calib.pt"
@@ -340,7 +339,7 @@ def test_cli_eval_and_spike_commands(tiny_dir, tmp_path, capsys):
 
 
 def test_weight_format_snr(converted, batches):
-    from experiments.spike_errors import weight_format_snr
+    from models.transformer.error_analysis import weight_format_snr
 
     sm, _ = converted
     snr = weight_format_snr(sm, batches["eval"][:1])

@@ -136,6 +136,7 @@ def _sweep_cmd(spec: Path, out: Path, log: Path, *extra):
             "--no-progress", "--compute-log", str(log), *extra]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     spec_path = tmp_path / "kill.yaml"
     spec_path.write_text(yaml.safe_dump({"name": "kill", "models": ["370m"], "knobs": {

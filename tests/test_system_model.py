@@ -262,6 +262,10 @@ def test_measured_activity_from_a_checkpoint(tmp_path):
     assert 0.4 < act.weight_density < 0.9
     with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
         measure_activity(tmp_path / "nope", tmp_path / "text.txt", tmp_path / "tokenizer.json")
+    out = tmp_path / "act" / "activity.json"   # `nmllm activity` writes the same densities
+    assert _cli(["activity", "--checkpoint", str(tmp_path / "ckpt"), "--text", str(tmp_path / "text.txt"),
+                 "--tokenizer", str(tmp_path / "tokenizer.json"), "--tokens", "16", "--out", str(out)]) == 0
+    assert Activity.from_dict(json.loads(out.read_text())) == act
 
 
 def test_compile_writes_rtl_memory_images_of_a_checkpoint(tmp_path):

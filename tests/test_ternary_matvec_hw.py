@@ -47,6 +47,7 @@ def test_weight_memory_image_packs_lanes_low_bits_first():
     assert weight_memory_image(w, lanes=2) == [0b11_01, 0b01_00, 0b01_00, 0b01_11]
 
 
+@pytest.mark.slow
 def test_verilog_is_byte_identical_across_runs(tmp_path):
     a = write_all(tmp_path / "a")
     b = write_all(tmp_path / "b")

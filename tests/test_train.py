@@ -17,7 +17,8 @@ import yaml
 
 from models.text.corpus import TokenWindows, build_token_cache, corpus_files
 from models.text.tokenizer import EOS_ID, train_tokenizer
-from models.mmfree.train import (TrainConfigError, Trainer, load_train_config, lr_lambda, read_log, register)
+from models.mmfree.train import TrainConfigError, Trainer, load_train_config, lr_lambda, read_log
+from nmllm.commands.train import register
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "models" / "configs" / "tiny.yaml"
@@ -95,6 +96,7 @@ def test_same_seed_gives_same_curve_and_training_learns(tmp_path):
     assert losses(tmp_path / "c") != la
 
 
+@pytest.mark.slow
 def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     cfg_path = tiny_cfg(tmp_path, max_steps=40, ckpt_every=10, eval_every=10)
     cfg = load_train_config(cfg_path)
@@ -103,7 +105,7 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
 
     run = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="error")
-    proc = subprocess.Popen([sys.executable, "-m", "models.mmfree.train", str(cfg_path), "--out", str(run),
+    proc = subprocess.Popen([sys.executable, "-m", "nmllm.cli", "train", str(cfg_path), "--out", str(run),
                              "--no-progress", "--step-delay", "0.15"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = run / "checkpoints" / "LATEST"

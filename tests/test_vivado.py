@@ -87,6 +87,7 @@ def test_a_clock_the_script_cannot_constrain_is_refused(tmp_path, clock_mhz, mes
     assert not list(tmp_path.iterdir()), "nothing is written for a refused configuration"
 
 
+@pytest.mark.slow
 def test_cli_writes_the_scripts(tmp_path):
     parser = argparse.ArgumentParser(prog="nmllm")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,10 +1,11 @@
-"""Stimulus and expected words for the crossbar tile, computed by the functional crossbar model.
+"""Stimulus and expected words for the crossbar tile, computed by the integer crossbar model.
 
 Every phase loads cells, an ADC range, the noise switch and (optionally) an LFSR seed, then streams
-vectors; the expected shift-and-add words come from :func:`sim.crossbar.tile.tile_mvm_integer`, the
-LFSR state carried from phase to phase exactly as the RTL carries it. The cells of the main phases are
-programmed by the device model (finite levels, programming noise, device-to-device variation,
-stuck-at faults); the ``ideal_ternary`` phase also checks that the functional model equals the golden
+vectors; the expected shift-and-add words come from :func:`models.program.crossbar.tile_mvm_integer`, the
+LFSR state carried from phase to phase exactly as the RTL carries it. The RTL sees only integer cells, so
+the cells of the main phases are drawn directly (:func:`_cells`): ternary weights on ``levels`` conductance
+states, off by up to one level, a few stuck at an extreme, every level present; the ``ideal_ternary``
+phase also checks that the integer model equals the golden
 :func:`models.program.ternary_kernels.ternary_matvec` there.
 """
 
@@ -14,9 +15,8 @@ import numpy as np
 
 from hw.crossbar_tile import CrossbarTile, cell_memory_image
 from models.program import numformat
+from models.program.crossbar import Periphery, tile_mvm_integer
 from models.program.ternary_kernels import ternary_matvec
-from sim.crossbar.device import DeviceParams, program
-from sim.crossbar.tile import Periphery, tile_mvm_integer
 
 __all__ = ["make_vectors"]
 
@@ -45,14 +45,27 @@ class _Phases:
         return raw
 
 
+def _cells(rng: np.random.Generator, w: np.ndarray, levels: int) -> np.ndarray:
+    """Integer cells ``level+ - level-`` for ternary ``w`` on ``levels`` states per device: ``w * (levels - 1)``
+    off by up to one level, 3 % stuck at each extreme, and every level of ``[-(levels-1), levels-1]`` at
+    least once (evenly spread, extremes included, when the tile has fewer cells)."""
+    top = levels - 1
+    cells = np.clip(w * top + rng.integers(-1, 2, size=w.shape), -top, top)
+    stuck = rng.random(w.shape)
+    cells[stuck < 0.03], cells[stuck > 0.97] = top, -top
+    every = np.linspace(-top, top, min(cells.size, 2 * top + 1)).round().astype(np.int64)
+    cells.flat[rng.permutation(cells.size)[:every.size]] = every
+    return cells
+
+
 def make_vectors(unit: CrossbarTile, *, seed: int, n_random: int) -> dict:
-    """Phases for ``unit``: device-programmed cells with noise on and off (random stalls), a reseeded and a
+    """Phases for ``unit``: drawn integer cells with noise on and off (random stalls), a reseeded and a
     continued noise run, the ideal ternary tile (== golden), ADC saturation, all-zero input, widest ADC step."""
     rng = np.random.default_rng(seed)
     r, c = unit.rows, unit.cols
     lo, hi = numformat.act_range(unit.act_bits)
     cell_max = (1 << (unit.cell_bits - 1)) - 1
-    levels = 1 << (unit.cell_bits - 2)  # cells level+ - level- within [-(levels-1), levels-1]
+    levels = (1 << (unit.cell_bits - 2)) + 1  # states per device: cells within [-(levels-1), levels-1]
     shift = min(2, unit.max_adc_shift)
 
     def acts(count):
@@ -61,8 +74,7 @@ def make_vectors(unit: CrossbarTile, *, seed: int, n_random: int) -> dict:
         return np.where(rng.random((count, r)) < sparsity, 0, xs)
 
     w = rng.choice(np.array([-1, 0, 1]), size=(r, c), p=[0.3, 0.4, 0.3])
-    dev = DeviceParams(levels=levels + 1, prog_noise=0.06, d2d=0.05, stuck_on=0.03, stuck_off=0.03, seed=seed)
-    cells = program(w, dev).cells()
+    cells = _cells(rng, w, levels)
     p = _Phases(unit)
     half = n_random // 2
     p.add("device_cells_noise_on", cells, acts(half), adc_shift=shift, noise=True, seed=0xC0FFEE, stalls=True)

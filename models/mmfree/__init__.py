@@ -1,0 +1,1 @@
+"""The MatMul-free LM (hgrn_bit): config, PyTorch float view, Hugging Face-layout checkpoints, QAT training."""

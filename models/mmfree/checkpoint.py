@@ -24,7 +24,8 @@ A directory downloaded from ``ridger/MMfreeLM-370M`` (or -1.3B, -2.7B) loads unc
 ``config.json`` fields are kept, sharded ``model.safetensors.index.json`` checkpoints and a
 ``pytorch_model.bin`` fallback are read too. Tensors may be stored as F32, F16 or BF16; they are cast to
 the requested dtype (float32 by default). Every problem raises :class:`CheckpointError` with one line
-naming the file, the key or field, and the fix.
+naming the file, the key or field, and the fix. ``nmllm checkpoint convert SRC DST --dtype float16``
+(:mod:`nmllm.commands.checkpoint`) re-saves a checkpoint in another dtype.
 """
 
 from __future__ import annotations
@@ -275,32 +276,3 @@ def load_checkpoint(directory: str | os.PathLike, dtype: torch.dtype = torch.flo
     model.load_state_dict(tensors, strict=True)
     model.eval()
     return model
-
-
-# ---------------------------------------------------------------------------- CLI
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m models.mmfree.checkpoint convert SRC DST [--dtype float16]``: load, validate and re-save a
-    checkpoint (``tokenizer.json`` is copied along when present)."""
-    import argparse
-    import shutil
-
-    parser = argparse.ArgumentParser(prog="python -m models.mmfree.checkpoint", description="checkpoint utilities")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    conv = sub.add_parser("convert", help="re-save a checkpoint directory (optionally in another dtype)")
-    conv.add_argument("src")
-    conv.add_argument("dst")
-    conv.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
-    args = parser.parse_args(argv)
-    model = load_checkpoint(args.src)
-    out = save_checkpoint(model, args.dst, dtype=getattr(torch, args.dtype))
-    tok = Path(args.src) / "tokenizer.json"
-    if tok.exists():
-        shutil.copyfile(tok, out / "tokenizer.json")
-    print(f"{args.src} -> {out} ({args.dtype}, {model.num_parameters()} parameters)")
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

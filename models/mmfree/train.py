@@ -1,9 +1,9 @@
 """Quantization-aware training of the MatMul-free LM on the CPU (``nmllm train``).
 
-Usage::
+Usage (the command is :mod:`nmllm.commands.train`)::
 
-    python -m models.mmfree.train models/configs/bundled.yaml --out runs/bundled            # start
-    python -m models.mmfree.train models/configs/bundled.yaml --out runs/bundled --resume   # continue after a kill
+    nmllm train models/configs/bundled.yaml --out runs/bundled            # start
+    nmllm train models/configs/bundled.yaml --out runs/bundled --resume   # continue after a kill
     ... --stop-after N      # checkpoint and stop after step N (the schedule still spans max_steps)
     ... --resume --max-steps M   # continue with the cosine schedule re-fitted to a new total M
 
@@ -38,7 +38,6 @@ The same seed and thread count give the same loss curve.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -54,12 +53,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from models.mmfree.checkpoint import WEIGHTS_NAME, load_state_dict, save_checkpoint
+from models.mmfree.checkpoint import load_state_dict, save_checkpoint
 from models.mmfree.config import MMFreeConfig, preset
-from models.text.corpus import TokenWindows, build_token_cache, corpus_files, data_root
 from models.mmfree.model import MMFreeForCausalLM, RMSNorm
+from models.text.corpus import TokenWindows, build_token_cache, corpus_files, data_root
 from models.text.tokenizer import (EOS_ID, check_matches_config, load_tokenizer, save_tokenizer,
-                              train_tokenizer)
+                                   train_tokenizer)
 
 TRAIN_DEFAULTS: dict[str, Any] = dict(
     batch_size=16, seq_len=256, max_steps=1000, lr=3e-3, min_lr_ratio=0.1, warmup_steps=100,
@@ -364,49 +363,3 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
     """Records of ``train_log.jsonl``."""
     p = Path(run_dir) / "train_log.jsonl"
     return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
-
-
-# ---------------------------------------------------------------------------- CLI
-def _cmd_train(args: argparse.Namespace) -> int:
-    cfg = load_train_config(args.config)
-    if args.max_steps is not None:
-        cfg["train"]["max_steps"] = args.max_steps
-    summary = Trainer(cfg, args.out, progress=not args.no_progress, step_delay=args.step_delay,
-                      stop_after=args.stop_after).run(resume=args.resume)
-    print(json.dumps(summary))
-    return 0
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of the ``train`` command."""
-    p.add_argument("config", help="training config YAML (models/configs/*.yaml)")
-    p.add_argument("--out", required=True, help="run directory (tokenizer, token cache, checkpoints, log, final/)")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    p.add_argument("--max-steps", type=int, default=None,
-                   help="override train.max_steps (also on --resume: the cosine schedule is re-fitted to the new total from the current step)")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="checkpoint and stop after this step (the schedule still spans max_steps)")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    p.add_argument("--step-delay", type=float, default=0.0,
-                   help="sleep this many seconds after every step (to test kill/resume on tiny configs)")
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``train`` subcommand to an ``argparse`` subparsers object (``nmllm train``)."""
-    p = subparsers.add_parser("train", help="quantization-aware training of the MatMul-free LM on the CPU",
-                              description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    p.set_defaults(func=_cmd_train)
-    return p
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m models.mmfree.train CONFIG --out DIR [--resume]``."""
-    parser = argparse.ArgumentParser(prog="python -m models.mmfree.train", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return _cmd_train(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands that front the library (train, eval, checkpoint, compile/simulate/activity, verilog, vivado, sim)."""

@@ -1,10 +1,12 @@
-"""``nmllm compile`` and ``nmllm simulate``: map a model onto neurocores, then cost a token on the mapping.
+"""``nmllm compile``, ``nmllm simulate`` and ``nmllm activity``: map a model onto neurocores, then cost a
+token on the mapping (the system model, ``sim/system/``).
 
 ``compile MODEL`` takes a scale (125m, 370m, 1.3b, 2.7b, 13b), a models/config preset (tiny, bundled)
 or a checkpoint directory, and writes the mapping JSON. ``simulate`` takes that JSON (or a model, which
 it compiles first) and prints the report: tokens/s, latency, time to first token, energy per token by
 category, power, core utilisation. Both take ``--preset``, ``--chips N|auto`` and ``--set key=value``
 overrides of any hardware field or cost (``--set weight_bits=8 --set static_per_chip=0.2``).
+``activity`` measures the densities with the golden model and writes the JSON ``simulate --activity`` takes.
 """
 
 from __future__ import annotations
@@ -152,8 +154,20 @@ def _run_simulate(args) -> int:
     return 0
 
 
+def _run_activity(args) -> int:
+    from sim.system.activity import measure_activity
+
+    if args.tokens < 1:
+        raise ValueError(f"--tokens must be a positive integer, not {args.tokens}")
+    act = measure_activity(args.checkpoint, args.text, args.tokenizer, args.tokens)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(act.to_dict(), indent=2) + "\n")
+    print(json.dumps(act.to_dict(), indent=2))
+    return 0
+
+
 def register(subparsers) -> None:
-    """Add the ``compile`` and ``simulate`` subcommands."""
+    """Add the ``compile``, ``simulate`` and ``activity`` subcommands."""
     c = subparsers.add_parser("compile", help="map a model onto neurocores (mapping JSON)")
     c.add_argument("model", help="125m, 370m, 1.3b, 2.7b, 13b, tiny, bundled, or a checkpoint directory")
     _add_hw_args(c)
@@ -173,3 +187,12 @@ def register(subparsers) -> None:
     s.add_argument("--json", default=None, help="also write the report as JSON here")
     s.add_argument("--progress", action="store_true", help="show a progress bar over the token's timesteps")
     s.set_defaults(func=_run_simulate)
+
+    a = subparsers.add_parser("activity", help="measure activity densities with the golden model (JSON for simulate)",
+                              description="Measure densities with the golden model and write them as JSON.")
+    a.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json + model.safetensors)")
+    a.add_argument("--text", required=True, help="text file (for example ../shared/data/wikitext-2/wiki.test.raw)")
+    a.add_argument("--tokenizer", required=True, help="tokenizer.json the checkpoint was trained with")
+    a.add_argument("--tokens", type=int, default=256)
+    a.add_argument("--out", required=True, help="activity JSON (for `nmllm simulate --activity`)")
+    a.set_defaults(func=_run_activity)

@@ -1,4 +1,4 @@
-"""``nmllm verilog``: write every hardware unit's Verilog and port list (``make verilog``)."""
+"""``nmllm verilog``: write every hardware unit's Verilog and port list (:mod:`hw.verilog`, ``make verilog``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""``nmllm vivado``: write the VCK190 Vivado scripts for one layer-top configuration, and run them
-where ``vivado`` is on ``PATH`` (``--run``)."""
+"""``nmllm vivado``: write the VCK190 Vivado scripts for one layer-top configuration (``sim/fpga/vivado.py``),
+and run them where ``vivado`` is on ``PATH`` (``--run``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def _run(args) -> int:
         if vivado is None:
             raise RuntimeError("vivado is not on PATH; the scripts were written, run them where Vivado is installed")
         for script in ("build.tcl", "package_kernel.tcl"):
-            subprocess.run([vivado, "-mode", "batch", "-nojournal", "-source", script], cwd=out, check=True)
+            done = subprocess.run([vivado, "-mode", "batch", "-nojournal", "-source", script], cwd=out)
+            if done.returncode:
+                raise RuntimeError(f"vivado -source {script} failed (exit code {done.returncode}); its log is in {out}")
     return 0
 
 

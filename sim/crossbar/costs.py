@@ -28,8 +28,8 @@ from typing import Callable, Sequence
 import yaml
 
 from models.program import numformat
-
-from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor, Periphery
+from models.program.crossbar import Periphery
+from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor
 
 __all__ = ["DEFAULT_TABLE", "PeripheryCosts", "MVMEvents", "mvm_events", "mvm_cost", "model_layers",
            "token_report", "accuracy_sweep"]

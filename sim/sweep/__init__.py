@@ -4,7 +4,8 @@
 ``point``   one design point → its metrics (system model, optional quality and Yosys utilisation);
 ``engine``  the Dask runner (local cluster or ``--scheduler tcp://HOST:PORT``);
 ``store``   the SQLite results store (one row per point, resumable; CSV/Parquet export);
-``pareto``  Pareto fronts and their matplotlib plots;
-``report``  the static HTML report;
-``cli``     ``nmllm sweep SPEC.yaml``.
+``pareto``  Pareto fronts;
+``report``  the static HTML report.
+
+The command, ``nmllm sweep SPEC.yaml``, and the plots of the fronts are :mod:`experiments.sweep`.
 """

@@ -135,7 +135,8 @@ def _quality(checkpoint: str, tokenizer: str, text: str, tokens: int, engine: st
 
     model = load_checkpoint(checkpoint)
     if tile_rows:
-        from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor, Periphery
+        from models.program.crossbar import Periphery
+        from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor
         executor = CrossbarExecutor(CrossbarConfig(tile_rows=tile_rows, tile_cols=tile_cols,
                                                    periphery=Periphery(adc_bits=adc_bits)))
         fn, used = IntegerView(IntegerProgram.from_model(model), accumulate=executor).logits_float, "integer+crossbar"

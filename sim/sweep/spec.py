@@ -409,7 +409,7 @@ def load_spec(source: str | Path | dict) -> Spec:
     if activity != "assumed":
         apath = Path(_rel(str(activity), base))
         if not apath.is_file():
-            raise SpecError(f"activity {activity!r}: give assumed or a JSON from python -m sim.system.activity")
+            raise SpecError(f"activity {activity!r}: give assumed or a JSON from `nmllm activity`")
         activity = str(apath.resolve())
     name = str(doc.get("name") or (Path(source).stem if not isinstance(source, dict) else "sweep"))
     spec = Spec(name=name, models=models, sampling=samp, knobs=knobs, metrics=metrics, quality=quality,

@@ -150,7 +150,8 @@ def activity_from_layer_events(events: Sequence[LayerEvents], shape: ModelShape,
 
 
 def measure_activity(checkpoint_dir, text_path, tokenizer_path, tokens: int = 256) -> Activity:
-    """MEASURED densities: the golden model of a checkpoint on the first ``tokens`` tokens of a text file."""
+    """MEASURED densities: the golden model of a checkpoint on the first ``tokens`` tokens of a text file
+    (``nmllm activity`` writes them as JSON)."""
     from pathlib import Path
 
     from models.mmfree.checkpoint import load_checkpoint
@@ -169,27 +170,3 @@ def measure_activity(checkpoint_dir, text_path, tokenizer_path, tokens: int = 25
     _, events = GoldenModel(IntegerProgram.from_model(model)).run(ids)
     shape = ModelShape.from_config(ckpt.name, model.config, f"checkpoint {ckpt}", False)
     return activity_from_layer_events(events, shape, len(ids), what=f"golden model of {ckpt} on {tokens} tokens of {text.name}")
-
-
-def main(argv=None) -> int:
-    """``python -m sim.system.activity``: measure densities with the golden model and write them as JSON."""
-    import argparse
-    import json
-    from pathlib import Path
-
-    ap = argparse.ArgumentParser(prog="python -m sim.system.activity", description=main.__doc__)
-    ap.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json + model.safetensors)")
-    ap.add_argument("--text", required=True, help="text file (for example ../shared/data/wikitext-2/wiki.test.raw)")
-    ap.add_argument("--tokenizer", required=True, help="tokenizer.json the checkpoint was trained with")
-    ap.add_argument("--tokens", type=int, default=256)
-    ap.add_argument("--out", required=True, help="activity JSON (for `nmllm simulate --activity`)")
-    args = ap.parse_args(argv)
-    act = measure_activity(args.checkpoint, args.text, args.tokenizer, args.tokens)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(act.to_dict(), indent=2) + "\n")
-    print(json.dumps(act.to_dict(), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -261,7 +261,7 @@ class SystemModel:
         if not len(idx):
             return lat, parts
         from sim.crossbar.costs import mvm_cost, mvm_events
-        from sim.crossbar.tile import Periphery
+        from models.program.crossbar import Periphery
         periphery, table = Periphery(act_bits=hw.xbar_input_bits, adc_bits=self.adc_bits), _periphery_costs()
         cache: dict[tuple[int, int], dict] = {}
         for c in idx:
