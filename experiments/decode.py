@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
-
 from models.decoding.prompts import SUMMARY_CUE
 from models.program.events import EVENT_FIELDS, LayerEvents
 
@@ -47,6 +45,7 @@ def _run_one(stepper, spec: dict, prompt, args) -> Decoded:
 
 def run_experiment(args: argparse.Namespace) -> dict:
     """Every decoder on the first ``--n-articles`` CNN/DailyMail test articles; ROUGE and events per token."""
+    import numpy as np
     from tqdm import tqdm
 
     from models.decoding.beam_search import check_int, normalized_score

@@ -16,15 +16,14 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from models.program.integer_program import IntegerProgram
-from models.pruning.budget import calibration_nll, fit_budget, probe_sensitivity
-from models.pruning.pruner import ALLOCATIONS, GRANULARITIES, SALIENCIES, SynapticPruner, check_choice, check_sparsity
-from models.pruning.stats import check_ema, event_counts, gather_stats, latent_magnitudes
-from models.text.sources import heldout_corpus_text, news_text, token_windows
+    from models.program.integer_program import IntegerProgram
+
+# heavy imports (numpy, torch, models.*) inside the functions that run, so ``nmllm --help`` stays fast
 
 __all__ = ["ABLATION", "system_cost", "run_sweep", "plot_sweep", "run_ablation", "run", "register"]
 
@@ -62,6 +61,8 @@ def _ppl(program: IntegerProgram, ids: Sequence[int], window: int, stride: int) 
 
 
 def _fractions(text: str) -> list[float]:
+    from models.pruning.pruner import check_sparsity
+
     try:
         vals = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -71,14 +72,30 @@ def _fractions(text: str) -> list[float]:
     return [check_sparsity(v, "each pruned fraction") for v in vals]
 
 
+def _check_method(args: argparse.Namespace) -> None:
+    """``--granularity`` and ``--saliency`` are among the pruner's (ValueError naming the allowed values)."""
+    from models.pruning.pruner import GRANULARITIES, SALIENCIES, check_choice
+
+    check_choice(args.granularity, GRANULARITIES, "granularity")
+    if args.saliency is not None:
+        check_choice(args.saliency, SALIENCIES, "saliency")
+
+
 def run_sweep(args: argparse.Namespace) -> dict:
     """The measurement behind ``nmllm prune``: see :func:`register` for the knobs."""
+    import numpy as np
     import torch
 
     from models.mmfree.checkpoint import load_checkpoint
     from models.eval.perplexity import default_data_path
+    from models.program.integer_program import IntegerProgram
+    from models.pruning.budget import probe_sensitivity
+    from models.pruning.pruner import ALLOCATIONS, SynapticPruner, check_choice, check_sparsity
+    from models.pruning.stats import check_ema, event_counts, gather_stats, latent_magnitudes
+    from models.text.sources import heldout_corpus_text, news_text, token_windows
     from models.text.tokenizer import encode, load_tokenizer
 
+    _check_method(args)
     fractions = _fractions(args.fractions)
     allocations = [check_choice(a, ALLOCATIONS, "allocation") for a in args.allocations.split(",")]
     if args.budget is not None and args.budget <= 0:
@@ -171,6 +188,11 @@ def run_sweep(args: argparse.Namespace) -> dict:
 
 def _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log) -> dict:
     """Calibrate on Wikipedia, then update the statistics (and thresholds) on news; perplexity on both."""
+    import numpy as np
+
+    from models.pruning.budget import fit_budget
+    from models.pruning.pruner import SynapticPruner
+
     s = args.shift_sparsity
     out: dict = {"sparsity": s, "allocation": "adaptive (sensitivities probed on Wikipedia)", "steps": []}
 
@@ -208,6 +230,8 @@ def _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log) -> dict:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    import numpy as np
+
     rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
     return float(np.corrcoef(rx, ry)[0, 1])
 
@@ -218,6 +242,7 @@ def plot_sweep(record: dict, out_dir: Path) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     rows = record["sweep"]
     allocs = sorted({r["allocation"] for r in rows}, key=["uniform", "adaptive"].index)
@@ -291,8 +316,14 @@ def run_ablation(args: argparse.Namespace) -> dict:
 
     from models.mmfree.checkpoint import load_checkpoint
     from models.eval.perplexity import default_data_path
+    from models.program.integer_program import IntegerProgram
+    from models.pruning.budget import calibration_nll
+    from models.pruning.pruner import SynapticPruner
+    from models.pruning.stats import gather_stats, latent_magnitudes
+    from models.text.sources import heldout_corpus_text, token_windows
     from models.text.tokenizer import load_tokenizer
 
+    _check_method(args)
     fractions = _fractions(args.fractions)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -366,9 +397,11 @@ def register(subparsers) -> None:
     p.add_argument("--fractions", default="0,0.1,0.2,0.3,0.5,0.7",
                    help="pruned fractions of the non-zero synapses, each in [0, 1) (default 0,0.1,0.2,0.3,0.5,0.7)")
     p.add_argument("--allocations", default="uniform,adaptive", help="per-layer allocations to sweep (uniform, adaptive)")
-    p.add_argument("--granularity", choices=GRANULARITIES, default="synapse", help="what is pruned (default synapse)")
-    p.add_argument("--saliency", choices=SALIENCIES, default=None,
-                   help="synapse saliency (default wanda: latent |w| x RMS of the input code)")
+    p.add_argument("--granularity", default="synapse",
+                   help="what is pruned: a granularity of models.pruning.pruner.GRANULARITIES (default synapse)")
+    p.add_argument("--saliency", default=None,
+                   help="synapse saliency, one of models.pruning.pruner.SALIENCIES "
+                        "(default wanda: latent |w| x RMS of the input code)")
     p.add_argument("--calib-tokens", type=int, default=2048, help="calibration tokens per domain (default 2048)")
     p.add_argument("--eval-tokens", type=int, default=8192, help="evaluation tokens per domain (default 8192)")
     p.add_argument("--golden-tokens", type=int, default=256, help="tokens the golden model counts events on (default 256)")

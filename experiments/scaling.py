@@ -17,12 +17,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
-from tqdm import tqdm
-
-from sim.system.activity import assumed_activity
-from sim.system.baselines import fits_in_memory, gpu_roofline, measure_cpu_decode
-from sim.system.compiler import chips_needed, compile_model
-from sim.system.energy import load_preset
+# numpy-free (the defaults of ``nmllm scaling --scales``); tqdm and the rest of sim.system are imported
+# inside the functions that run, so ``nmllm --help`` stays fast
 from sim.system.shapes import SCALES, ModelShape
 
 __all__ = ["run_point", "run_scaling", "LOIHI2_VARIANTS", "compare_loihi2", "cpu_baselines", "write_outputs", "register"]
@@ -54,6 +50,9 @@ def _variant_overrides(spec, preset) -> dict:
 def run_point(shape: ModelShape, preset_name: str, overrides: Optional[dict] = None, fill: float = 1.0,
               prompt_tokens: int = 500, progress: bool = False) -> dict:
     """Compile ``shape`` on as many chips as it needs and simulate it; one row of the study."""
+    from sim.system.activity import assumed_activity
+    from sim.system.compiler import chips_needed, compile_model
+    from sim.system.energy import load_preset
     from sim.system.model import SystemModel
 
     preset = load_preset(preset_name)
@@ -78,6 +77,8 @@ def run_point(shape: ModelShape, preset_name: str, overrides: Optional[dict] = N
 def run_scaling(presets: Iterable[str] = DEFAULT_PRESETS, scales: Iterable[str] = tuple(SCALES),
                 progress: bool = True) -> list[dict]:
     """Every preset x scale point, smallest first."""
+    from tqdm import tqdm
+
     todo = [(p, s) for p in presets for s in scales]
     rows = []
     for p, s in tqdm(todo, desc="scaling", unit="point", disable=not progress):
@@ -87,6 +88,10 @@ def run_scaling(presets: Iterable[str] = DEFAULT_PRESETS, scales: Iterable[str] 
 
 def compare_loihi2(shape_name: str = "370m", progress: bool = True) -> list[dict]:
     """The ``loihi2-estimate`` variants of :data:`LOIHI2_VARIANTS` for one shape."""
+    from tqdm import tqdm
+
+    from sim.system.energy import load_preset
+
     base = load_preset("loihi2-estimate")
     rows = []
     for label, (spec, fill) in tqdm(LOIHI2_VARIANTS.items(), desc="loihi2 variants", unit="variant", disable=not progress):
@@ -98,6 +103,10 @@ def compare_loihi2(shape_name: str = "370m", progress: bool = True) -> list[dict
 
 def cpu_baselines(scales: Iterable[str] = tuple(SCALES), tokens: int = 8, threads: int = 1, progress: bool = True) -> list[dict]:
     """Measured PyTorch CPU decode for the shapes that fit in memory (others are listed as skipped)."""
+    from tqdm import tqdm
+
+    from sim.system.baselines import fits_in_memory, measure_cpu_decode
+
     rows = []
     for s in tqdm(list(scales), desc="cpu baseline", unit="model", disable=not progress):
         shape = SCALES[s]
@@ -110,6 +119,8 @@ def cpu_baselines(scales: Iterable[str] = tuple(SCALES), tokens: int = 8, thread
 
 
 def gpu_rows(scales: Iterable[str] = tuple(SCALES)) -> list[dict]:
+    from sim.system.baselines import gpu_roofline
+
     return [gpu_roofline(SCALES[s], g, bpw) for s in scales for g in ("jetson-orin-nano", "h100-sxm")
             for bpw in (2.0, 0.25)]
 

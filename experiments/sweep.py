@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from sim.sweep.pareto import pareto_mask
-
 __all__ = ["PLOTS", "plot_front", "plot_all", "register", "run", "finish"]
 
 #: (file stem, x column, y column, minimise x?, minimise y?, title); drawn when both columns have data.
@@ -27,6 +23,8 @@ PLOTS = (
 
 
 def _usable(rows: list[dict], col: str) -> list[dict]:
+    import numpy as np
+
     return [r for r in rows if r.get("status") == "ok" and isinstance(r.get(col), (int, float))
             and not isinstance(r.get(col), bool) and np.isfinite(r[col])]
 
@@ -37,6 +35,9 @@ def plot_front(rows: list[dict], stem: str, xcol: str, ycol: str, min_x: bool, m
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
+
+    from sim.sweep.pareto import pareto_mask
 
     pts = [r for r in _usable(_usable(rows, xcol), ycol)]
     if len(pts) < 1:

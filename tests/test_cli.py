@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torch", "numba", "amaranth", "scipy", "matplotlib", "dask", "transformers")
+HEAVY = ("torch", "numba", "amaranth", "scipy", "matplotlib", "dask", "transformers", "numpy", "yaml", "tqdm")
 
 _WALK = """
 import argparse, json, sys

@@ -18,9 +18,8 @@ __all__ = ["register"]
 
 
 def _add_hw_args(p) -> None:
-    from sim.system.energy import preset_names
     p.add_argument("--preset", default=None,
-                   help=f"hardware preset: {', '.join(preset_names())} or a .yaml path (default: loihi2-estimate, "
+                   help="hardware preset: a preset name from sim/presets/ or a .yaml path (default: loihi2-estimate, "
                         "or the one a mapping was compiled for)")
     p.add_argument("--chips", default=None, help="chips available: a number, or auto (as many as the model needs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
