@@ -1,33 +1,27 @@
 """Benchmark result records: one JSON list per benchmark in ``bench/results/<name>.json``.
 
-Each record is ``{"benchmark", "case", "metric", "value", "unit", "baseline", "baseline_value",
-"ratio", "machine"}``; ``ratio`` is ``value / baseline_value`` with the baseline measured in the same run.
+Each record is ``{"benchmark", "case", "metric", "value", "unit", "baseline", "baseline_value", "ratio",
+"machine", "provenance"}``: ``ratio`` is ``value / baseline_value`` with the baseline measured in the same
+run, and ``provenance`` (a tenth key, on every record so that a record copied alone still says where it
+came from) is :func:`experiments.provenance.provenance` at the time the file was written: git sha and
+dirty flag, command line, package and tool versions, machine, load average, seed and date.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["RESULTS_DIR", "best_time", "machine", "record", "write_records"]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from experiments.provenance import machine, provenance  # noqa: E402
+
+__all__ = ["RESULTS_DIR", "best_time", "best_times", "free_cores", "machine", "record", "write_records"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> str:
-    """A short description of the machine the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
 
 
 def record(benchmark: str, case: str, metric: str, value: float, unit: str,
@@ -41,20 +35,45 @@ def record(benchmark: str, case: str, metric: str, value: float, unit: str,
     }
 
 
-def write_records(name: str, records: list[dict]) -> Path:
-    """Write ``records`` to ``bench/results/<name>.json`` and return the path."""
+def write_records(name: str, records: list[dict], seed: int | None = None) -> Path:
+    """Write ``records`` atomically to ``bench/results/<name>.json``, each with its provenance, and return the path.
+
+    A record that already carries a ``provenance`` (one kept from an earlier run) keeps it.
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    prov = provenance(seed=seed)
+    out = [{**r, "provenance": r.get("provenance", prov)} for r in records]
     path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps(records, indent=2) + "\n")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    os.replace(tmp, path)
     return path
+
+
+def free_cores() -> float:
+    """Cores other jobs leave free now: the core count minus the 1-minute load average (a multi-thread baseline
+    on a busy machine measures the neighbours, not the library)."""
+    return os.cpu_count() - os.getloadavg()[0]
+
+
+def best_times(fns: dict, repeat: int = 30, rounds: int = 1) -> dict:
+    """Seconds of the fastest call of each function of ``fns``: ``rounds`` rounds, in each a block of one warm-up
+    call and ``repeat`` timed calls per function.
+
+    With several rounds the blocks interleave, so a burst of load from other jobs on a shared CPU hits every
+    candidate alike instead of spoiling one of them, while each block runs with its own data in cache.
+    """
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            fn()
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                fn()
+                best[key] = min(best[key], time.perf_counter() - t0)
+    return best
 
 
 def best_time(fn, repeat: int = 30) -> float:
     """Seconds of the fastest of ``repeat`` calls of ``fn`` (after one warm-up call)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_times({"fn": fn}, repeat)["fn"]

@@ -505,6 +505,9 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
+    from models.eval.options import check_options
+
+    check_options(**vars(args))  # before anything slow loads
     import torch
 
     torch.set_num_threads(1)

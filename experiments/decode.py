@@ -4,6 +4,9 @@ Every decoder of :mod:`models.decoding.beam_search` summarises the first ``--n-a
 (prompt: :func:`models.decoding.prompts.make_prompt`); the run writes ``results.json`` (ROUGE against the
 highlights and lead-3, events per generated token) and ``rouge_vs_events.png`` to ``--out`` and prints the
 table. ``--prompt TEXT`` decodes one prompt with every decoder instead; ``--replot`` redraws from the JSON.
+Each finished article (every decoder on it) is kept in ``<out>/results.partial.json``, written atomically:
+the same command rerun after a kill resumes there, one with other settings is refused
+(:mod:`experiments.resume`); the partial file is deleted when ``results.json`` is written.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
+from experiments.resume import Results
 from models.decoding.prompts import SUMMARY_CUE
-from models.program.events import EVENT_FIELDS, LayerEvents
 
 if TYPE_CHECKING:
     from models.decoding.beam_search import Decoded
+    from models.program.events import LayerEvents
 
 __all__ = ["register", "run_experiment", "plot"]
 
@@ -43,24 +47,79 @@ def _run_one(stepper, spec: dict, prompt, args) -> Decoded:
                              **common)
 
 
-def run_experiment(args: argparse.Namespace) -> dict:
-    """Every decoder on the first ``--n-articles`` CNN/DailyMail test articles; ROUGE and events per token."""
-    import numpy as np
-    from tqdm import tqdm
+def _article(stepper, specs: list[tuple[str, dict]], tok, article: str, args) -> dict:
+    """Every decoder on one article: per decoder its summary, generated tokens, seconds, model events (golden
+    engine) and decoder statistics, and for beam search its score minus greedy's; the prompt's prefill."""
+    from models.decoding.beam_search import normalized_score
+    from models.decoding.prompts import make_prompt
+    from models.decoding.steppers import GoldenStepper
+    from models.text.tokenizer import EOS_ID, decode
 
-    from models.decoding.beam_search import check_int, normalized_score
-    from models.decoding.prompts import lead3, make_prompt
+    golden = isinstance(stepper, GoldenStepper)
+    prompt = make_prompt(tok, article, args.article_tokens, args.cue)
+    stepper.prefill(prompt)
+    rec: dict = {"prefill_tokens": len(prompt), "prefill_events": stepper.prefill_events.as_dict() if golden else None,
+                 "decoders": {}}
+    out = {}
+    for name, spec in specs:
+        ev0 = stepper.events if golden else None
+        t0 = time.perf_counter()
+        d = out[name] = _run_one(stepper, spec, prompt, args)
+        rec["decoders"][name] = {"summary": decode(tok, [t for t in d.tokens if t != EOS_ID]).strip(),
+                                 "tokens": len(d.tokens), "seconds": time.perf_counter() - t0,
+                                 "events": _diff(stepper.events, ev0) if golden else None,
+                                 "stats": dict(d.stats)}
+    g = out["greedy"]
+    for name, spec in specs:
+        if spec["kind"] == "beam":  # own score: sum log p (length-normalised as the decoder chooses)
+            rec["decoders"][name]["score_vs_greedy"] = (
+                out[name].normalized - normalized_score(g.score, len(g.tokens), args.length_penalty))
+    return rec
+
+
+def _diff(a: LayerEvents, b: LayerEvents) -> dict:
+    """The event counts of ``a`` minus those of ``b``."""
+    from models.program.events import EVENT_FIELDS
+
+    return {f: getattr(a, f) - getattr(b, f) for f in EVENT_FIELDS}
+
+
+def _sum_events(counts: Sequence[Optional[dict]]) -> LayerEvents:
+    """The sum of event-count dicts (``None``: no counts, float engine)."""
+    from models.program.events import LayerEvents
+
+    total = LayerEvents()
+    for c in counts:
+        if c is not None:
+            total = total + LayerEvents(**c)
+    return total
+
+
+def run_experiment(args: argparse.Namespace) -> dict:
+    """Every decoder on the first ``--n-articles`` CNN/DailyMail test articles; ROUGE and events per token.
+    Articles are kept in ``<out>/results.partial.json`` as they finish (resumed after a kill); writes
+    ``<out>/results.json`` and returns the result."""
+    import numpy as np
+
+    from models.decoding.beam_search import check_int
+    from models.decoding.prompts import lead3
     from models.decoding.steppers import GoldenStepper, TorchStepper
     from models.eval.rouge import default_data_path, load_pairs, rouge_scores
     from models.mmfree.checkpoint import load_checkpoint
     from models.program.golden import GoldenModel
     from models.program.integer_program import IntegerProgram
-    from models.text.tokenizer import EOS_ID, decode, load_tokenizer
+    from models.text.tokenizer import load_tokenizer
 
     timesteps = [check_int("timesteps", t, 1, "pass T >= 1") for t in args.timesteps]
     check_int("--beam", args.beam, 1, "pass the beam width (1 = greedy)")
     check_int("--article-tokens", args.article_tokens, 1, "pass the article length in tokens")
-    pairs = load_pairs(Path(args.data) if args.data else default_data_path(), args.n_articles)
+    data = str(args.data or default_data_path())
+    pairs = load_pairs(Path(data), args.n_articles)
+    res = Results(Path(args.out) / "results.partial.json", {
+        "model": str(args.model), "engine": args.engine, "data": data, "n_articles": args.n_articles,
+        "article_tokens": args.article_tokens, "cue": args.cue, "max_new_tokens": args.max_new_tokens,
+        "beam": args.beam, "timesteps": timesteps, "window": args.window, "length_penalty": args.length_penalty,
+        "no_repeat_ngram": args.no_repeat_ngram, "no_early_termination": args.no_early_termination})
     model = load_checkpoint(args.model).eval()
     tok = load_tokenizer(args.model)
     if args.engine == "golden":
@@ -68,42 +127,26 @@ def run_experiment(args: argparse.Namespace) -> dict:
     else:
         stepper = TorchStepper(model)
     specs = _decoder_specs(args.beam, timesteps)
+    articles = {f"article {i}": pair["article"] for i, pair in enumerate(pairs)}
+    for key in res.pending(articles, desc="decode", unit="article", progress=not args.no_progress):
+        res.put(key, _article(stepper, specs, tok, articles[key], args))
+    arts = [res[k] for k in articles]
     refs = [p["highlights"] for p in pairs]
-    preds = {name: [] for name, _ in specs}
-    acc = {name: {"tokens": 0, "seconds": 0.0, "events": LayerEvents(), "stats": {}, "score_vs_greedy": []}
-           for name, _ in specs}
-    samples = []
-    prefill_tokens = 0
-    prefill_events = LayerEvents()
-    for i, pair in enumerate(tqdm(pairs, desc="decode", unit="article", dynamic_ncols=True, disable=args.no_progress)):
-        prompt = make_prompt(tok, pair["article"], args.article_tokens, args.cue)
-        prefill_tokens += len(prompt)
-        stepper.prefill(prompt)
-        if isinstance(stepper, GoldenStepper):
-            prefill_events = prefill_events + stepper.prefill_events
-        out = {}
-        for name, spec in specs:
-            ev0 = stepper.events if isinstance(stepper, GoldenStepper) else None
-            t0 = time.perf_counter()
-            d = _run_one(stepper, spec, prompt, args)
-            a = acc[name]
-            a["seconds"] += time.perf_counter() - t0
-            if ev0 is not None:
-                a["events"] = a["events"] + _diff(stepper.events, ev0)
-            a["tokens"] += len(d.tokens)
-            for k, v in d.stats.items():
-                a["stats"][k] = a["stats"].get(k, 0) + v
-            preds[name].append(decode(tok, [t for t in d.tokens if t != EOS_ID]).strip())
-            out[name] = d
-        g = out["greedy"]
-        for name, spec in specs:
-            d = out[name]
-            if spec["kind"] == "beam":  # own score: sum log p (length-normalised as the decoder chooses)
-                acc[name]["score_vs_greedy"].append(
-                    d.normalized - normalized_score(g.score, len(g.tokens), args.length_penalty))
-        if i < args.samples:
-            samples.append({"see_index": pair.get("see_index"), "reference": pair["highlights"],
-                            "lead3": lead3(pair["article"]), **{name: preds[name][-1] for name, _ in specs}})
+    preds = {name: [a["decoders"][name]["summary"] for a in arts] for name, _ in specs}
+    samples = [{"see_index": pair.get("see_index"), "reference": pair["highlights"], "lead3": lead3(pair["article"]),
+                **{name: preds[name][i] for name, _ in specs}} for i, pair in enumerate(pairs[:args.samples])]
+    prefill_tokens = sum(a["prefill_tokens"] for a in arts)
+    prefill_events = _sum_events([a["prefill_events"] for a in arts])
+    acc = {}
+    for name, _ in specs:
+        per = [a["decoders"][name] for a in arts]
+        stats: dict = {}
+        for p in per:
+            for k, v in p["stats"].items():
+                stats[k] = stats.get(k, 0) + v
+        acc[name] = {"tokens": sum(p["tokens"] for p in per), "seconds": sum(p["seconds"] for p in per),
+                     "events": _sum_events([p["events"] for p in per]), "stats": stats,
+                     "score_vs_greedy": [p["score_vs_greedy"] for p in per if "score_vs_greedy" in p]}
     rows = []
     lead = rouge_scores([lead3(p["article"]) for p in pairs], refs)
     rows.append({"decoder": "lead-3 (extractive)", **lead})
@@ -135,8 +178,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
             row["articles_scoring_below_greedy"] = int((diffs < 0).sum())
             row["mean_score_gain_over_greedy"] = float(diffs.mean())
         rows.append(row)
-    return {
-        "model": str(args.model), "engine": args.engine, "data": str(args.data or default_data_path()),
+    return res.finish(Path(args.out) / "results.json", {
+        "model": str(args.model), "engine": args.engine, "data": data,
         "n_articles": len(pairs), "article_tokens": args.article_tokens, "prompt": "[BOS] + article[:A] + cue", "cue": args.cue,
         "max_new_tokens": args.max_new_tokens, "no_repeat_ngram": args.no_repeat_ngram,
         "length_penalty": args.length_penalty, "window_nats": args.window, "beam": args.beam, "timesteps": timesteps,
@@ -145,11 +188,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
         "prefill_synaptic_ops_per_article": prefill_events.synaptic_ops / len(pairs) if args.engine == "golden" else None,
         "prefill_input_events_per_article": prefill_events.input_events / len(pairs) if args.engine == "golden" else None,
         "rows": rows, "samples": samples,
-    }
-
-
-def _diff(a: LayerEvents, b: LayerEvents) -> LayerEvents:
-    return LayerEvents(**{f: getattr(a, f) - getattr(b, f) for f in EVENT_FIELDS})
+    })
 
 
 def plot(result: dict, path: Path) -> None:
@@ -218,8 +257,6 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         print(_table(r))
         return 0
     r = run_experiment(args)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
     plot(r, out / "rouge_vs_events.png")
     print(_table(r))
     print(f"wrote {out / 'results.json'} and {out / 'rouge_vs_events.png'}")

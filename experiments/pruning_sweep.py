@@ -6,17 +6,22 @@ writes perplexity on WikiText-2 and CNN/DailyMail, golden-model event counts and
 latency per token to ``<out>/pruning_sweep.json`` and ``pruning_sweep.png``, then calibrates on Wikipedia
 and updates on news (``pruning_domain_shift.png``). ``--ablation`` compares saliencies and granularities
 instead (``pruning_ablation.json``). Results: ``docs/pruning.md``.
+
+Each finished point is kept in ``<out>/pruning_sweep.partial.json`` (``pruning_ablation.partial.json``),
+written atomically; the same command rerun after a kill resumes there, and one with other settings is
+refused (:mod:`experiments.resume`). The partial file is deleted when the final JSON is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
+
+from experiments.resume import Results
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,8 +86,38 @@ def _check_method(args: argparse.Namespace) -> None:
         check_choice(args.saliency, SALIENCIES, "saliency")
 
 
+def _settings(args: argparse.Namespace, names: Sequence[str], **parsed) -> dict:
+    """The flags ``names`` that decide the results (``data`` resolved to its default), with ``parsed`` values."""
+    from models.eval.perplexity import default_data_path
+
+    out = {n: getattr(args, n) for n in names}
+    out["data"] = str(args.data or default_data_path())
+    return {**out, **parsed}
+
+
+def _point_key(alloc: str, s: float) -> str:
+    """The results key of a sweep point; the unpruned program is one point whatever the allocation."""
+    return "sweep unpruned" if s == 0.0 else f"sweep {alloc} {s!r}"
+
+
+def _sweep_point(pruner, s: float, eval_ids: dict, golden_ids: list, shape, args, cache: dict) -> dict:
+    """Perplexity on both domains, golden-model events and system-model cost of ``pruner`` at sparsity ``s``."""
+    from models.pruning.stats import event_counts
+
+    pr = pruner.set_sparsity(s)
+    prog = pr.pruned()
+    counts, events = event_counts(prog, golden_ids)
+    return {"allocation": pr.allocation, "target": s, "achieved": pr.report()["achieved_sparsity"],
+            "layer_sparsity": {n: round(v, 4) for n, v in pr.achieved().items()},
+            "ppl": {d: _ppl(prog, ids, args.window, args.stride) for d, ids in eval_ids.items()},
+            "events_per_token": counts,
+            "system": system_cost(events, shape, len(golden_ids), args.presets, cache)}
+
+
 def run_sweep(args: argparse.Namespace) -> dict:
-    """The measurement behind ``nmllm prune``: see :func:`register` for the knobs."""
+    """The measurement behind ``nmllm prune``: see :func:`register` for the knobs. Every sweep point, the
+    sensitivities and every domain-shift step are kept in ``<out>/pruning_sweep.partial.json`` as they finish
+    (a rerun after a kill resumes there); writes ``<out>/pruning_sweep.json`` and returns the record."""
     import numpy as np
     import torch
 
@@ -90,8 +125,8 @@ def run_sweep(args: argparse.Namespace) -> dict:
     from models.eval.perplexity import default_data_path
     from models.program.integer_program import IntegerProgram
     from models.pruning.budget import probe_sensitivity
-    from models.pruning.pruner import ALLOCATIONS, SynapticPruner, check_choice, check_sparsity
-    from models.pruning.stats import check_ema, event_counts, gather_stats, latent_magnitudes
+    from models.pruning.pruner import ALLOCATIONS, Sensitivity, SynapticPruner, check_choice, check_sparsity
+    from models.pruning.stats import check_ema, gather_stats, latent_magnitudes
     from models.text.sources import heldout_corpus_text, news_text, token_windows
     from models.text.tokenizer import encode, load_tokenizer
 
@@ -102,9 +137,15 @@ def run_sweep(args: argparse.Namespace) -> dict:
         raise ValueError(f"--budget must be > 0 (the allowed relative perplexity increase, e.g. 0.1), got {args.budget}")
     check_sparsity(args.shift_sparsity, "--shift-sparsity")
     check_ema(args.ema)
+    res = Results(Path(args.out) / "pruning_sweep.partial.json", _settings(
+        args, ("model", "granularity", "saliency", "calib_tokens", "eval_tokens", "golden_tokens", "news_eval_first",
+               "probes", "ema", "shift_sparsity", "budget", "no_shift", "presets", "window", "stride"),
+        fractions=fractions, allocations=allocations))
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     log = (lambda *a: None) if args.no_progress else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    if res.resumed:
+        log(f"prune: resuming {res.resumed} stored results of {res.path}")
     model = load_checkpoint(args.model)
     tok = load_tokenizer(args.model)
     program = IntegerProgram.from_model(model)
@@ -143,37 +184,26 @@ def run_sweep(args: argparse.Namespace) -> dict:
     uniform = SynapticPruner(program, stats["wikipedia"], 0.0, **kw)
     sens = None
     if "adaptive" in allocations or not args.no_shift:
-        log(f"prune: probing each projection's sensitivity at {args.probes} ({2 * len(uniform.names)} runs)")
-        sens = probe_sensitivity(uniform, calib["wikipedia"], probes=tuple(args.probes), progress=not args.no_progress)
+        if "sensitivity" not in res:
+            log(f"prune: probing each projection's sensitivity at {args.probes} ({2 * len(uniform.names)} runs)")
+            res.put("sensitivity", probe_sensitivity(uniform, calib["wikipedia"], probes=tuple(args.probes),
+                                                     progress=not args.no_progress).to_dict())
+        sens = Sensitivity(probes=tuple(res["sensitivity"]["probes"]), rise=res["sensitivity"]["rise"])
     pruners = {"uniform": uniform}
     if sens is not None:
         pruners["adaptive"] = SynapticPruner(program, stats["wikipedia"], 0.0, allocation="adaptive",
                                              sensitivity=sens, **kw)
     cache: dict = {}
-    rows = []
-    points = [(a, s) for a in allocations for s in fractions]
-    it = points
-    if not args.no_progress:
-        from tqdm import tqdm
-        it = tqdm(points, desc="sweep", unit="point", dynamic_ncols=True)
-    base_row = None
-    for alloc, s in it:
-        if s == 0.0 and base_row is not None:
-            rows.append({**base_row, "allocation": alloc})
-            continue
-        pr = pruners[alloc].set_sparsity(s)
-        prog = pr.pruned()
-        counts, events = event_counts(prog, golden_ids)
-        row = {"allocation": alloc, "target": s, "achieved": pr.report()["achieved_sparsity"],
-               "layer_sparsity": {n: round(v, 4) for n, v in pr.achieved().items()},
-               "ppl": {d: _ppl(prog, ids, args.window, args.stride) for d, ids in eval_ids.items()},
-               "events_per_token": counts,
-               "system": system_cost(events, shape, len(golden_ids), args.presets, cache)}
-        if s == 0.0:
-            base_row = row
-        rows.append(row)
+    points = {}
+    for alloc in allocations:
+        for s in fractions:
+            points.setdefault(_point_key(alloc, s), (alloc, s))
+    for key in res.pending(points, desc="sweep", unit="point", progress=not args.no_progress):
+        alloc, s = points[key]
+        row = res.put(key, _sweep_point(pruners[alloc], s, eval_ids, golden_ids, shape, args, cache))
         log(f"  {alloc:8s} {s:.2f}: ppl wiki {row['ppl']['wikipedia']:.2f} news {row['ppl']['news']:.2f}, "
-            f"synaptic ops/token {counts['synaptic_ops']:,.0f}")
+            f"synaptic ops/token {row['events_per_token']['synaptic_ops']:,.0f}")
+    rows = [{**res[_point_key(a, s)], "allocation": a} for a in allocations for s in fractions]
     record = {"model": str(args.model), "method": {"granularity": args.granularity, "saliency": uniform.saliency_kind,
                                                    "ema": args.ema, "probes": list(args.probes)},
               "data": data, "presets": list(args.presets), "sweep": rows,
@@ -181,13 +211,15 @@ def run_sweep(args: argparse.Namespace) -> dict:
               "calibration_stats": {d: {"mean_input_rate": float(np.mean([v.mean() for v in st.act_rate.values()]))}
                                     for d, st in stats.items()}}
     if not args.no_shift:
-        record["domain_shift"] = _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log)
+        record["domain_shift"] = _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log, res)
     record["wall_s"] = time.perf_counter() - t_start
+    res.finish(Path(args.out) / "pruning_sweep.json", record)
     return record
 
 
-def _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log) -> dict:
-    """Calibrate on Wikipedia, then update the statistics (and thresholds) on news; perplexity on both."""
+def _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log, res: Results) -> dict:
+    """Calibrate on Wikipedia, then update the statistics (and thresholds) on news; perplexity on both. Each
+    step is kept in ``res``; a stored step is not measured again (its budget search neither)."""
     import numpy as np
 
     from models.pruning.budget import fit_budget
@@ -197,18 +229,29 @@ def _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log) -> dict:
     out: dict = {"sparsity": s, "allocation": "adaptive (sensitivities probed on Wikipedia)", "steps": []}
 
     def step(label: str, pr: SynapticPruner, changes: Optional[dict] = None, budget: Optional[dict] = None) -> None:
-        prog = pr.pruned()
-        rec = {"step": label, "sparsity": pr.sparsity,
-               "ppl": {d: _ppl(prog, ids, args.window, args.stride) for d, ids in eval_ids.items()}}
-        if changes is not None:
-            rec["restored"] = sum(c["restored"] for c in changes.values())
-            rec["newly_pruned"] = sum(c["newly_pruned"] for c in changes.values())
-            rec["thresholds_changed"] = sum(c["threshold_before"] != c["threshold_after"] for c in changes.values())
-            rec["removed"] = pr.report()["removed_synapses"]
-        if budget is not None:
-            rec["budget"] = {k: v for k, v in budget.items() if k != "trials"}
-        out["steps"].append(rec)
-        log(f"  shift {label}: sparsity {pr.sparsity:.3f}, ppl wiki {rec['ppl']['wikipedia']:.2f} news {rec['ppl']['news']:.2f}")
+        key = f"shift {label}"
+        if key not in res:
+            prog = pr.pruned()
+            rec = {"step": label, "sparsity": pr.sparsity,
+                   "ppl": {d: _ppl(prog, ids, args.window, args.stride) for d, ids in eval_ids.items()}}
+            if changes is not None:
+                rec["restored"] = sum(c["restored"] for c in changes.values())
+                rec["newly_pruned"] = sum(c["newly_pruned"] for c in changes.values())
+                rec["thresholds_changed"] = sum(c["threshold_before"] != c["threshold_after"] for c in changes.values())
+                rec["removed"] = pr.report()["removed_synapses"]
+            if budget is not None:
+                rec["budget"] = {k: v for k, v in budget.items() if k != "trials"}
+            res.put(key, rec)
+            log(f"  shift {label}: sparsity {pr.sparsity:.3f}, ppl wiki {rec['ppl']['wikipedia']:.2f} "
+                f"news {rec['ppl']['news']:.2f}")
+        out["steps"].append(res[key])
+
+    def fitted(label: str, pr: SynapticPruner, windows) -> None:
+        """The budget search on ``windows``; for a stored step, ``pr`` set to the sparsity it found."""
+        done = res.get(f"shift {label}")
+        if done is not None:
+            pr.set_sparsity(done["budget"]["sparsity"])
+        step(label, pr, budget=None if done is not None else fit_budget(pr, windows, args.budget))
 
     a = {d: stats[d].act_sq for d in stats}
     out["stats_shift"] = {
@@ -222,10 +265,10 @@ def _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log) -> dict:
         step(f"updated on news, ema {ema:g}", pr, changes=pr.update(stats["news"], ema=ema))
     if args.budget is not None:
         pr = SynapticPruner(program, stats["wikipedia"], 0.0, allocation="adaptive", sensitivity=sens, **kw)
-        step(f"budget {args.budget:g}: fitted on wikipedia", pr, budget=fit_budget(pr, calib["wikipedia"], args.budget))
+        fitted(f"budget {args.budget:g}: fitted on wikipedia", pr, calib["wikipedia"])
         changes = pr.update(stats["news"], ema=args.ema)
         step(f"budget {args.budget:g}: news blended in (ema {args.ema:g})", pr, changes=changes)
-        step(f"budget {args.budget:g}: re-fitted on news", pr, budget=fit_budget(pr, calib["news"], args.budget))
+        fitted(f"budget {args.budget:g}: re-fitted on news", pr, calib["news"])
     return out
 
 
@@ -311,7 +354,8 @@ ABLATION = (("random", "synapse", True), ("activation", "synapse", True), ("magn
 
 def run_ablation(args: argparse.Namespace) -> dict:
     """Saliency and granularity compared at each fraction (uniform allocation, calibrated on Wikipedia):
-    perplexity over non-overlapping windows of the first ``--eval-tokens`` WikiText-2 test tokens."""
+    perplexity over non-overlapping windows of the first ``--eval-tokens`` WikiText-2 test tokens. Points are
+    kept in ``<out>/pruning_ablation.partial.json`` (resumed after a kill); writes ``<out>/pruning_ablation.json``."""
     import torch
 
     from models.mmfree.checkpoint import load_checkpoint
@@ -325,6 +369,8 @@ def run_ablation(args: argparse.Namespace) -> dict:
 
     _check_method(args)
     fractions = _fractions(args.fractions)
+    res = Results(Path(args.out) / "pruning_ablation.partial.json",
+                  _settings(args, ("model", "calib_tokens", "eval_tokens"), fractions=fractions))
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     model = load_checkpoint(args.model)
@@ -336,21 +382,22 @@ def run_ablation(args: argparse.Namespace) -> dict:
     ev = token_windows(tok, wiki_test.read_text(encoding="utf-8")[:chars], args.eval_tokens)
     cal = token_windows(tok, heldout_corpus_text("wikipedia", chars), args.calib_tokens)
     stats = gather_stats(program, cal)
-    rows = [{"saliency": "none", "granularity": "-", "balance_rows": True, "sparsity": 0.0,
-             "ppl": math.exp(calibration_nll(program, ev))}]
-    points = [(v, s) for v in ABLATION for s in fractions if s > 0]
-    it = points
-    if not args.no_progress:
-        from tqdm import tqdm
-        it = tqdm(points, desc="ablation", unit="point", dynamic_ncols=True)
-    for (sal, gran, bal), s in it:
+    points = {"unpruned": None, **{f"{v[0]} {v[1]} {v[2]} {s!r}": (v, s) for v in ABLATION for s in fractions if s > 0}}
+    for key in res.pending(points, desc="ablation", unit="point", progress=not args.no_progress):
+        if points[key] is None:
+            res.put(key, {"saliency": "none", "granularity": "-", "balance_rows": True, "sparsity": 0.0,
+                          "ppl": math.exp(calibration_nll(program, ev))})
+            continue
+        (sal, gran, bal), s = points[key]
         pr = SynapticPruner(program, stats, s, saliency=sal, granularity=gran, balance_rows=bal, latent=latent)
-        rows.append({"saliency": sal, "granularity": gran, "balance_rows": bal, "sparsity": s,
-                     "achieved": pr.report()["achieved_sparsity"], "ppl": math.exp(calibration_nll(pr.pruned(), ev))})
-    return {"model": str(args.model), "rows": rows, "wall_s": time.perf_counter() - t0,
-            "data": {"calibration": f"held-out Wikipedia lines of the corpus, first {args.calib_tokens} tokens",
-                     "evaluation": f"WikiText-2 test, first {args.eval_tokens} tokens in non-overlapping windows of "
-                                   f"256 (each from an empty state; not the window/stride method of the sweep)"}}
+        res.put(key, {"saliency": sal, "granularity": gran, "balance_rows": bal, "sparsity": s,
+                      "achieved": pr.report()["achieved_sparsity"], "ppl": math.exp(calibration_nll(pr.pruned(), ev))})
+    record = {"model": str(args.model), "rows": [res[k] for k in points], "wall_s": time.perf_counter() - t0,
+              "data": {"calibration": f"held-out Wikipedia lines of the corpus, first {args.calib_tokens} tokens",
+                       "evaluation": f"WikiText-2 test, first {args.eval_tokens} tokens in non-overlapping windows of "
+                                     f"256 (each from an empty state; not the window/stride method of the sweep)"}}
+    res.finish(Path(args.out) / "pruning_ablation.json", record)
+    return record
 
 
 def run(args: argparse.Namespace) -> int:
@@ -358,8 +405,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.ablation:
         record = run_ablation(args)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "pruning_ablation.json").write_text(json.dumps(record, indent=1) + "\n")
         print(f"{'saliency':10s} {'granularity':11s} {'rows':5s} " + " ".join(f"{'s=' + format(s, 'g'):>8s}"
                                                                             for s in _fractions(args.fractions) if s > 0))
         for v in ABLATION:
@@ -369,8 +414,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'pruning_ablation.json'} in {record['wall_s']:.0f} s")
         return 0
     record = run_sweep(args)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pruning_sweep.json").write_text(json.dumps(record, indent=1) + "\n")
     paths = plot_sweep(record, out)
     preset = args.presets[0]
     print(f"{'alloc':8s} {'target':>6s} {'pruned':>6s} {'ppl wiki':>9s} {'ppl news':>9s} {'syn ops/tok':>12s} "

@@ -95,6 +95,9 @@ def plot_errors(res: dict, out_dir: Path, prefix: str = "") -> list[Path]:
 
 def run_error_analysis(args: argparse.Namespace) -> int:
     """``nmllm spike errors``: similarity, token loss, sensitivity, schedule and ternary check (resumable JSON)."""
+    from models.eval.options import check_options
+
+    check_options(**vars(args))  # before anything slow loads
     import torch
 
     from models.eval.perplexity import default_data_path

@@ -63,6 +63,9 @@ def add_interpret_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_interpret(args: argparse.Namespace) -> int:
     """``nmllm spike interpret``: per-site statistics to ``--out``, the best sites to stdout."""
+    from models.eval.options import check_options
+
+    check_options(**vars(args))  # before anything slow loads
     import torch
 
     from models.transformer.convert import convert

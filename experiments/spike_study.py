@@ -4,7 +4,9 @@ Subcommands
 -----------
 ``study``      dense baseline, int8 weights alone, and every coding x T: WikiText-2 test perplexity on the
                first ``--max-tokens`` tokens, events per token (and ROUGE on ``--rouge-articles`` articles
-               for the points named by ``--rouge-points``); resumable JSON, one point at a time.
+               for the points named by ``--rouge-points``), one point at a time into ``--out``: a JSON bound
+               to the settings that decide the numbers (:mod:`experiments.resume`), rewritten atomically
+               after every point; a rerun resumes it and may add points, one with other settings is refused.
 ``plot``       quality against events per token from a study JSON (small PNGs).
 ``table``      the study as a markdown table.
 ``errors``     error analysis and the mixed-timestep schedule (runner :mod:`experiments.spike_errors`,
@@ -25,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+from experiments.resume import Results
 from experiments.spike_errors import add_error_arguments, run_error_analysis
 from experiments.spike_interpret import add_interpret_arguments, run_interpret
 from models.transformer.calibration import RUNS, get_calibration
@@ -56,20 +59,30 @@ def _configure(sm, key: str, weights: str = "int8", thresholds: str = "tensor") 
     sm.configure(coding, int(T), weights, thresholds=thresholds)
 
 
+#: The flags that decide a study's numbers: a study file is bound to them (``--threads``, ``--batch-size`` and
+#: the point list are free; a rerun may add points).
+STUDY_SETTINGS = ("model", "data", "max_tokens", "window", "stride", "calib_tokens", "thresholds", "rouge_articles",
+                  "max_new_tokens", "max_article_tokens")
+
+
 def study(args: argparse.Namespace) -> int:
     """``nmllm spike study``: the points one at a time into ``--out`` (resumed), then the plots."""
+    from models.eval.options import check_options
+    check_options(**vars(args))                          # bad flags fail now, not after minutes of loading
     import torch
 
     from models.eval.perplexity import default_data_path
     from models.transformer.convert import convert
     from models.transformer.loader import hf_text_perplexity
 
-    out = Path(args.out)
-    res = json.loads(out.read_text()) if out.is_file() else {"points": {}}
+    data = str(args.data or default_data_path())
+    res = Results(args.out, {k: data if k == "data" else getattr(args, k) for k in STUDY_SETTINGS})
+    if res.resumed:
+        print(f"resuming {res.resumed} points of {res.path}", file=sys.stderr)
     model, tok = _load(args.model, args.threads)
     calib = get_calibration(model, tok, args.model, args.calib_tokens, args.calib_cache, progress=not args.no_progress)
     sm = convert(model, calibration=calib, coding=None, timesteps=1)
-    text = (Path(args.data) if args.data else default_data_path()).read_text(encoding="utf-8")
+    text = Path(data).read_text(encoding="utf-8")
     codings = [c for c in args.codings.split(",") if c]
     Ts = [int(t) for t in args.timesteps.split(",") if t]
     rouge_points = set(p for p in args.rouge_points.split(",") if p) if args.rouge_articles > 0 else set()
@@ -77,14 +90,9 @@ def study(args: argparse.Namespace) -> int:
     if rouge_points:
         from models.eval.rouge import default_data_path as cnn_path, load_pairs
         pairs = load_pairs(cnn_path(), args.rouge_articles)
-    res["meta"] = {"model": args.model, "ppl_data": "wikitext-2 wiki.test.raw", "max_tokens": args.max_tokens,
-                   "window": args.window, "stride": args.stride, "calibration": f"{calib.tokens} corpus tokens",
-                   "rouge_articles": args.rouge_articles, "max_new_tokens": args.max_new_tokens,
-                   "max_article_tokens": args.max_article_tokens, "threads": args.threads,
-                   "thresholds": args.thresholds}
     keys = ["dense", "int8"] + [k for k in args.points.split(",") if k] if getattr(args, "points", None) else _points(codings, Ts)
     for key in keys:
-        rec = res["points"].get(key, {})
+        rec = res.get(key, {})
         want_rouge = key in rouge_points and "rouge" not in rec
         if "ppl" in rec and not want_rouge:
             continue
@@ -103,6 +111,7 @@ def study(args: argparse.Namespace) -> int:
                 rec["events_per_token"] = ev["total"]
                 rec["events_per_layer"] = ev["layers"]
             rec["describe"] = sm.describe() if key != "dense" else {"coding": "dense float32"}
+            rec = res.put(key, rec)
             print(f"{key:>16}: token ppl {r['token_ppl']:.3f}  "
                   f"{rec.get('events_per_token', {}).get('synaptic_ops', float('nan')):.4g} syn ops/token", file=sys.stderr)
         if want_rouge:
@@ -113,13 +122,11 @@ def study(args: argparse.Namespace) -> int:
             rec["rouge"] = {k: rr[k] for k in ("rouge1", "rouge2", "rougeLsum", "n_articles", "seconds",
                                                "generated_tokens", "prompt_tokens")}
             rec["rouge_summaries"] = [a["summary"] for a in rr["articles"]]
+            res.put(key, rec)
             print(f"{key:>16}: ROUGE-1/2/Lsum {rr['rouge1']:.2f}/{rr['rouge2']:.2f}/{rr['rougeLsum']:.2f}", file=sys.stderr)
         sm.set_dense(False)
-        res["points"][key] = rec
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=1) + "\n")
     if args.plot_dir:
-        plot_study(res, Path(args.plot_dir))
+        plot_study({"settings": res.settings, "points": res.points}, Path(args.plot_dir))
     return 0
 
 
@@ -140,7 +147,7 @@ def plot_study(res: dict, out_dir: Path) -> list[Path]:
             by_coding.setdefault(c, []).append((int(T), rec["events_per_token"]["synaptic_ops"], rec["ppl"]["token_ppl"],
                                                rec.get("rouge", {}).get("rougeLsum")))
     paths = []
-    meta = res.get("meta", {})
+    meta = res.get("settings", {})
     for what, idx, fname, ylabel in (("ppl", 2, "spike_quality_vs_events.png", "token perplexity (log)"),
                                      ("rouge", 3, "spike_rouge_vs_events.png", "ROUGE-Lsum F1")):
         fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=90)
@@ -187,7 +194,7 @@ def plot_study(res: dict, out_dir: Path) -> list[Path]:
 
 def study_table(res: dict) -> str:
     """Markdown table of a study: one row per point (dense, int8, coding x T)."""
-    meta = res.get("meta", {})
+    meta = res.get("settings", {})
     rows = ["| point | coding | T | token ppl | word ppl | bits/byte | spikes/token | synaptic ops/token | "
             "dense MACs/token | ROUGE-1/2/Lsum |", "|---|---|---|---|---|---|---|---|---|---|"]
     dense_macs = next((r["events_per_token"]["dense_macs"] for k, r in res["points"].items()
@@ -218,7 +225,7 @@ def study_table(res: dict) -> str:
         rows.append(f"| {key} | {coding} | {T} | {p['token_ppl']:.4g} | {p['word_ppl']:.4g} | {p['bits_per_byte']:.3f} | "
                     f"{evs} | {rtxt} |")
     head = (f"Perplexity: WikiText-2 test, first {meta.get('max_tokens')} tokens, window {meta.get('window')}, stride "
-            f"{meta.get('stride')}; thresholds from {meta.get('calibration')}.")
+            f"{meta.get('stride')}; thresholds calibrated with --calib-tokens {meta.get('calib_tokens')}.")
     head += f" Thresholds: {meta.get('thresholds', 'tensor')}."
     return head + "\n\n" + "\n".join(rows)
 
@@ -233,9 +240,9 @@ def merge_studies(studies: list[dict]) -> dict:
     coding is labelled with its thresholds (``rate (channel):8``)."""
     if len(studies) == 1:
         return studies[0]
-    out = {"meta": dict(studies[0].get("meta", {})), "points": {}}
+    out = {"settings": dict(studies[0].get("settings", {})), "points": {}}
     for st in studies:
-        th = st.get("meta", {}).get("thresholds", "tensor")
+        th = st.get("settings", {}).get("thresholds", "tensor")
         for key, rec in st["points"].items():
             if ":" in key:
                 c, T = key.split(":")
@@ -282,7 +289,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--rouge-points", default="dense", help="points that get ROUGE, e.g. dense,int8,rate:8,bitplane:4")
     p.add_argument("--max-new-tokens", type=int, default=80)
     p.add_argument("--max-article-tokens", type=int, default=512)
-    p.add_argument("--out", default=str(RUNS / "study.json"), help="result JSON (resumed if it exists)")
+    p.add_argument("--out", default=str(RUNS / "study.json"),
+                   help="result JSON (resumed if it exists and has the same settings; new points are added)")
     p.add_argument("--plot-dir", default=None, help="also write the plots here")
     p.set_defaults(func=study)
 

@@ -95,8 +95,8 @@ def finish(spec, store, out: Path, result=None) -> dict:
                "models": ", ".join(Path(m).name for m in spec.models), "metrics": ", ".join(spec.metrics),
                "sampling": spec.sampling}
     if result is not None:
-        summary["this run"] = (f"{result.computed} computed, {result.skipped} resumed, {result.wall_s:.1f} s, "
-                               f"{result.workers} workers")
+        summary["this run"] = (f"{result.computed} computed ({result.retried} failed before, retried), "
+                               f"{result.skipped} resumed, {result.wall_s:.1f} s, {result.workers} workers")
     html = write_report(out / "report.html", spec, rows, plots, store.meta(), summary)
     return {"csv": csv_path, "parquet": pq_path, "plots": plots, "report": html}
 
@@ -115,8 +115,8 @@ def run(args) -> int:
         result = run_sweep(spec, store, scheduler=args.scheduler, workers=args.workers, processes=not args.threads,
                            resume=args.resume, progress=not args.no_progress, compute_log=args.compute_log)
         paths = finish(spec, store, out, result)
-        print(f"sweep {spec.name}: {result.total} points, {result.skipped} already done, {result.ok} ok and "
-              f"{result.failed} failed in this run ({result.wall_s:.1f} s, "
+        print(f"sweep {spec.name}: {result.total} points, {result.skipped} already done, {result.retried} failed "
+              f"before and retried, {result.ok} ok and {result.failed} failed in this run ({result.wall_s:.1f} s, "
               f"{result.computed / result.wall_s if result.wall_s and result.computed else 0:.2f} points/s)")
         print(f"  store   {store.path}")
         print(f"  export  {paths['csv']}, {paths['parquet']}")
@@ -131,7 +131,8 @@ def register(subparsers) -> None:
     """Add the ``sweep`` subcommand."""
     p = subparsers.add_parser("sweep", help="design-space sweep on Dask: store, Pareto plots, HTML report")
     p.add_argument("spec", help="sweep spec YAML (see examples/sweep_370m.yaml and docs/sweep.md)")
-    p.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished points")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep in --out: skip the points stored ok, run new and failed ones")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run on an existing Dask cluster (default: a local cluster on this machine)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: min(2, CPU count))")

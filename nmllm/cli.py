@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "experiments.ablation",
     "experiments.scaling",
     "experiments.crossbar_perplexity",
+    "experiments.docs",
 )
 
 

@@ -78,6 +78,9 @@ def test_event_counts_follow_their_definitions():
     assert layer.neuron_updates == 3 * e + d + 2 * m + d
     assert 0 < layer.input_events <= 3 * d + e + d + m
     assert 0 < layer.synaptic_ops <= layer.dense_macs
+    # every input event reaches its projection's fan-out: non-zero weights (ops) or zero ones (slots)
+    assert 0 < layer.zero_weight_slots and layer.synaptic_ops + layer.zero_weight_slots <= layer.dense_macs
+    assert layer.input_events <= layer.bit_spikes <= 7 * layer.input_events  # int8: 1..7 one-bits of |x|
     assert layer.state_updates == e and layer.state_bytes_written == e * nf.STATE_BITS // 8
     assert g.last_events[-1].dense_macs == d * v
 
@@ -91,15 +94,16 @@ def test_zero_input_costs_no_events():
     logits = g.step(3)
     first = g.last_events[0]
     # an all-zero embedding row: every activation of layer 0 stays zero, so nothing fires there
-    assert (first.input_events, first.synaptic_ops, first.weight_bytes_read) == (0, 0, 0)
+    assert (first.input_events, first.synaptic_ops, first.zero_weight_slots, first.bit_spikes,
+            first.weight_bytes_read) == (0, 0, 0, 0, 0)
     assert first.dense_macs > 0
     view_logits, _ = IntegerView(program).forward(torch.tensor([[3]]))
     assert np.array_equal(logits, view_logits[0, 0].numpy())
-    ev = np.zeros(3, dtype=np.int64)
     from models.program.events import LayerEvents
     acc = LayerEvents()
-    out = g.layers[0]["i_proj"](np.zeros(program.hidden_size, dtype=np.int64), (0, 0), ev, acc)
-    assert not out.any() and acc.input_events == 0 and acc.synaptic_ops == 0 and acc.weight_bytes_read == 0
+    out = g.layers[0]["i_proj"](np.zeros(program.hidden_size, dtype=np.int64), (0, 0), acc)
+    assert not out.any() and acc == LayerEvents(dense_macs=acc.dense_macs, neuron_updates=acc.neuron_updates,
+                                                activation_bytes=acc.activation_bytes)
 
 
 def test_packing_is_plane_strided_two_bit_codes():

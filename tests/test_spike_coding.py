@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.program import events as vocab
 from models.transformer.coding import CODINGS, MAX_TIMESTEPS, Coding, round_half_away
 
 TS = (1, 2, 3, 7, 16)
@@ -109,6 +110,24 @@ def test_spike_counts():
     bp = Coding("bitplane", 3)                          # D = 7: 1.0 -> 7 (3 spikes), 0.5 -> 4 (1), .75 -> 5 (2)
     assert bp.quantize(x, 1.0).tolist() == [0, 7, 4, -5]
     assert bp.spike_count(bp.quantize(x, 1.0)).tolist() == [0, 3, 1, 2]
+    # sign-magnitude: -1 is one spike of the negative neuron, not the eight one-bits of two's complement
+    int8 = Coding("bitplane", 7)
+    q = torch.tensor([-1, -127, 127, 0, 64], dtype=torch.int32)
+    assert int8.spike_count(q).tolist() == [1, 7, 7, 0, 1]
+    assert int8.encode(int8.dequantize(q, 1.0), 1.0).abs().sum(0).tolist() == [1, 7, 7, 0, 1]
+
+
+@pytest.mark.parametrize("name", CODINGS)
+@pytest.mark.parametrize("T", (1, 4, 9))
+def test_bit_spikes_are_the_vocabulary_of_the_levels(name, T):
+    """``levels`` are the values in the coding's finest step; bit spikes are their sign-magnitude one-bits."""
+    c = Coding(name, T)
+    q = torch.arange(-c.max_code, c.max_code + 1, dtype=torch.int32)
+    finest = c.step_weights()[-1]
+    assert torch.allclose(c.levels(q).double() * finest, c.dequantize(q, 1.0).double(), rtol=1e-6, atol=0)
+    assert c.bit_spikes(q).tolist() == vocab.bit_spikes(c.levels(q).numpy()).tolist()
+    if name in ("bitplane", "ttfs"):
+        assert torch.equal(c.bit_spikes(q), c.spike_count(q))
 
 
 def test_bad_arguments_are_refused():

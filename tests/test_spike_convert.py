@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+from models.program import events as vocab
 from models.program.events import LayerEvents
 from models.transformer.loader import hf_logits_fn, is_hf_ref, load_hf_model, resolve
 from models.transformer.convert import (SITE_KINDS, UnsupportedModelError, calibrate, check_supported, convert,
@@ -138,7 +139,7 @@ def test_event_counts(converted, batches):
     assert ev["0.attn_in"].dense_macs == n_tok * sum(l.in_features * l.out_features for l in lin)
     # recount by hand: spikes x non-zero weights of each input column
     captured = {}
-    site.recorders.append(lambda name, spikes, codes: captured.setdefault("s", spikes))
+    site.recorders.append(lambda name, spikes, codes: captured.update(s=spikes, c=codes))
     sm.reset_events()
     sm.logits_fn()(ids)
     site.recorders.clear()
@@ -146,7 +147,11 @@ def test_event_counts(converted, batches):
     assert ev["0.attn_in"] is not sm.events()["0.attn_in"]
     e = sm.events()["0.attn_in"]
     assert e.input_events == int(spikes.sum())
-    assert e.synaptic_ops == int(sum(spikes @ l.nnz_col for l in lin))
+    assert e.synaptic_ops == int(sum(spikes @ torch.from_numpy(l.nnz_col).double() for l in lin))
+    # every spike reaches each linear layer's fan-out: non-zero weights (ops) or zero weights (slots)
+    assert e.synaptic_ops + e.zero_weight_slots == int(spikes.sum()) * sum(l.out_features for l in lin)
+    codes = captured["c"]
+    assert e.bit_spikes == int(vocab.bit_spikes(codes.numpy()).sum())  # rate codes are levels
     assert int(spikes.max()) <= 4 * n_tok
     per_tok = sm.events_per_token()
     assert per_tok["tokens"] == n_tok and set(per_tok["layers"]) == {"0", "1", "lm_head"}

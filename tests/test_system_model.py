@@ -195,8 +195,9 @@ def test_activity():
     d, e, m, V = shape.hidden, shape.input_dim, shape.intermediate, shape.vocab
     dense = 3 * d + e + d + m
     rows = 3 * d * e + e * d + d * 2 * m + m * d
-    block = LayerEvents(input_events=dense // 2, synaptic_ops=int(rows / 2 * 0.6))
-    head = LayerEvents(input_events=d, synaptic_ops=int(d * V * 0.6))
+    s_b, s_h = int(rows / 2 * 0.6), int(d * V * 0.6)
+    block = LayerEvents(input_events=dense // 2, synaptic_ops=s_b, zero_weight_slots=rows // 2 - s_b, dense_macs=rows)
+    head = LayerEvents(input_events=d, synaptic_ops=s_h, zero_weight_slots=d * V - s_h, dense_macs=d * V)
     got = activity_from_layer_events([block] * shape.layers + [head], shape, tokens=1)
     assert got.measured and got.input_nonzero["ifg"] == pytest.approx(0.5) and got.input_nonzero["lm_head"] == 1.0
     assert got.weight_density == pytest.approx(0.6, rel=1e-3)

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from models.program import events as vocab
 from models.program import numformat
 from models.program.ternary_kernels import ternary_matvec, ternary_matvec_batch
 
@@ -34,8 +35,8 @@ def test_matvec_equals_literal_sum_with_saturation(case):
     got, events = ternary_matvec(codes, x, out_bits)
     assert got.tolist() == slow_matvec(weights, x, out_bits)
     nz = x != 0
-    assert events.input_events == int(nz.sum())
-    assert events.synaptic_ops == int((weights[:, nz] != 0).sum())
+    assert events.input_events == vocab.input_events(x) == int(nz.sum())
+    assert events.synaptic_ops == vocab.synaptic_ops(x, weights) == int((weights[:, nz] != 0).sum())
     assert events.weight_codes_read == int(nz.sum()) * weights.shape[0]
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.eval.options import check_options
 from models.text.corpus import data_root
 from models.text.tokenizer import EOS_ID
 
@@ -143,6 +144,7 @@ def text_perplexity(logits_fn: LogitsFn, tokenizer, text: str, window: int = 256
                     context_id: int = EOS_ID, resume_file: Optional[Path] = None) -> dict:
     """Token-level and word-level perplexity and bits per byte of ``text`` (see the module docstring);
     ``tokenizer`` is a ``tokenizers.Tokenizer``, ``context_id`` the token prepended as context."""
+    check_options(window=window, stride=stride, max_tokens=max_tokens, batch_size=batch_size)
     ids = tokenizer.encode(text, add_special_tokens=False).ids
     if max_tokens is not None and max_tokens < len(ids):
         ids = ids[:max_tokens]

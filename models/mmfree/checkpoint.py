@@ -23,9 +23,10 @@ A checkpoint is a local directory holding ``config.json`` (upstream ``HGRNBitCon
 A directory downloaded from ``ridger/MMfreeLM-370M`` (or -1.3B, -2.7B) loads unchanged: unknown extra
 ``config.json`` fields are kept, sharded ``model.safetensors.index.json`` checkpoints and a
 ``pytorch_model.bin`` fallback are read too. Tensors may be stored as F32, F16 or BF16; they are cast to
-the requested dtype (float32 by default). Every problem raises :class:`CheckpointError` with one line
-naming the file, the key or field, and the fix. ``nmllm checkpoint convert SRC DST --dtype float16``
-(:mod:`nmllm.commands.checkpoint`) re-saves a checkpoint in another dtype.
+the requested dtype (float32 by default); a tensor holding a NaN or an infinity is refused. Every problem
+raises :class:`CheckpointError` with one line naming the file, the key or field, and the fix.
+``nmllm checkpoint convert SRC DST --dtype float16`` (:mod:`nmllm.commands.checkpoint`) re-saves a
+checkpoint in another dtype.
 """
 
 from __future__ import annotations
@@ -254,15 +255,24 @@ def load_state_dict(directory: str | os.PathLike, config: Optional[MMFreeConfig]
     for path, keys in by_file.items():
         if path.name == TORCH_WEIGHTS_NAME:
             for k in keys:
-                out[k] = entries[k][3]().to(dtype)
+                out[k] = _finite(path, k, entries[k][3]()).to(dtype)
             continue
         try:
             with safe_open(str(path), framework="pt") as fh:
                 for k in keys:
-                    out[k] = fh.get_tensor(k).to(dtype)
+                    out[k] = _finite(path, k, fh.get_tensor(k)).to(dtype)
         except SafetensorError as err:
             raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({err}); re-save or re-download it") from None
     return out
+
+
+def _finite(path: Path, key: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` as stored, or :class:`CheckpointError` naming the tensor if it holds a NaN or an infinity."""
+    bad = int((~torch.isfinite(t)).sum())
+    if bad:
+        raise CheckpointError(f"{path}: tensor {key!r} holds {bad} NaN or infinite value(s) of {t.numel()}; the weights "
+                              f"are corrupt or training diverged: load an earlier checkpoint or re-download it")
+    return t
 
 
 def load_checkpoint(directory: str | os.PathLike, dtype: torch.dtype = torch.float32) -> MMFreeForCausalLM:

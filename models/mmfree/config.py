@@ -236,12 +236,18 @@ class MMFreeConfig:
 
     @classmethod
     def from_json(cls, path_or_text: str | os.PathLike) -> "MMFreeConfig":
-        """Load from a ``config.json`` path (or from JSON text starting with ``{``)."""
+        """Load from a ``config.json`` path (or from JSON text starting with ``{``); a file that is not JSON or
+        not a valid config raises ``ValueError`` naming the file."""
         s = os.fspath(path_or_text)
         if s.lstrip().startswith("{"):
             return cls.from_dict(json.loads(s))
-        with open(s, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh))
+        try:
+            with open(s, encoding="utf-8") as fh:
+                return cls.from_dict(json.load(fh))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{s}: not valid JSON ({err}); restore the file from the original checkpoint") from None
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{s}: invalid config: {err}") from None
 
     @property
     def decay_shifts(self) -> list[int]:

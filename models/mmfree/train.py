@@ -75,25 +75,66 @@ class TrainConfigError(ValueError):
 
 # ---------------------------------------------------------------------------- config
 def load_train_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training YAML and fill defaults; raise :class:`TrainConfigError` on unknown keys."""
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
+    """Read a training YAML and fill defaults. A file that cannot be read or parsed, a section that is not a
+    mapping, an unknown key or a value of the wrong type raises :class:`TrainConfigError` (one line naming
+    the file, the key and what it must be); a missing file raises ``FileNotFoundError``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such training config; give a YAML file such as models/configs/tiny.yaml") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise TrainConfigError(f"{path}: cannot read the training config ({err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise TrainConfigError(f"{path}: not valid YAML ({getattr(err, 'problem', None) or err}{at}); fix the file") from None
     if not isinstance(raw, dict):
         raise TrainConfigError(f"{path}: expected a mapping at the top level")
     known = {"seed", "model", "tokenizer", "data", "train"}
     extra = set(raw) - known
     if extra:
         raise TrainConfigError(f"{path}: unknown section(s) {sorted(extra)}; expected {sorted(known)}")
-    cfg: dict[str, Any] = {"seed": int(raw.get("seed", 0))}
-    for name, defaults in (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS), ("tokenizer", TOKENIZER_DEFAULTS)):
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TrainConfigError(f"{path}: seed must be an integer, got {seed!r}")
+    cfg: dict[str, Any] = {"seed": seed}
+    for name, defaults in (("train", TRAIN_DEFAULTS), ("data", DATA_DEFAULTS), ("tokenizer", TOKENIZER_DEFAULTS),
+                           ("model", None)):
         section = raw.get(name) or {}
+        if not isinstance(section, dict):
+            raise TrainConfigError(f"{path}: section {name!r} must be a mapping of key: value, got {section!r}")
+        if defaults is None:
+            cfg[name] = dict(section)
+            continue
         bad = set(section) - set(defaults)
         if bad:
             raise TrainConfigError(f"{path}: unknown key(s) {sorted(bad)} in section {name!r}; expected {sorted(defaults)}")
+        for key, value in section.items():
+            _check_setting(path, f"{name}.{key}", value, defaults[key])
         cfg[name] = {**defaults, **section}
-    cfg["model"] = dict(raw.get("model") or {})
-    model_config(cfg)  # validate now
+    try:
+        model_config(cfg)  # validate now
+    except ValueError as err:
+        raise TrainConfigError(f"{path}: {err}") from None
     return cfg
+
+
+def _check_setting(path, key: str, value: Any, default: Any) -> None:
+    """Raise :class:`TrainConfigError` unless ``value`` has the kind of ``default``: a number >= 0 for a float
+    setting, a folder for ``data.root``, else a count (an integer >= 1; ``train.warmup_steps`` may be 0)."""
+    if value is None and default is None:
+        return
+    if key == "data.root":
+        ok, want = isinstance(value, str), "a folder path"
+    elif isinstance(default, float):
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+        want = "a number >= 0"
+    else:
+        low = 0 if key == "train.warmup_steps" else 1
+        ok, want = not isinstance(value, bool) and isinstance(value, int) and value >= low, f"an integer >= {low}"
+    if not ok:
+        raise TrainConfigError(f"{path}: {key} must be {want}, got {value!r}")
 
 
 def model_config(cfg: dict[str, Any]) -> MMFreeConfig:

@@ -1,28 +1,107 @@
-"""Event counts: what one token costs in events, per layer — the input of the system model.
+"""THE event vocabulary: what an event is, defined once; every other module imports it, none redefines it.
+
+Definitions, for one projection ``y = W x`` (``W`` of shape ``(fan_out, fan_in)``, ``x`` the integer
+activations entering it):
+
+input event
+    A non-zero activation ``x_k`` entering a projection; zero activations are not events. Where the
+    input is a spike train, each spike (a non-zero entry of one timestep's binary train) is one event.
+synaptic op
+    An input event x a non-zero weight it reaches: one add or subtract.
+zero-weight slot
+    An input event x a zero weight it reaches: the work that skipping zero weights saves. Hence
+    ``input events x fan_out = synaptic ops + zero-weight slots``.
+dense MAC
+    ``fan_in x fan_out`` per projection and token: what a dense implementation does.
+bit spike
+    A value ``q`` sent as sign-magnitude bit planes costs ``popcount(|q|)`` spikes; its sign is which
+    neuron of a sign-split pair fires. So ``-1`` costs one spike (not the eight one-bits of its two's
+    complement), ``-128`` one, ``127`` seven, ``0`` none. The ``bitplane`` spike coding
+    (:mod:`models.transformer.coding`) emits exactly these spikes.
+
+Densities of a record (one projection, a layer, or a sum over tokens and layers):
+
+* **activation density** ``= (synaptic ops + zero-weight slots) / dense MACs``: the share of the dense
+  MACs' inputs that are events (for one projection, exactly ``input events / fan_in``; for a mix, the
+  non-zero fraction of inputs weighted by their fan-out; a spike train may carry several events per
+  value, so its density can exceed 1);
+* **weight density** ``= synaptic ops / (synaptic ops + zero-weight slots)``: the non-zero share of the
+  weights that events reach (measured, not the static share of non-zero weights);
+* so ``synaptic ops = dense MACs x activation density x weight density``: skipping zero activations
+  saves ``1 / activation density``, skipping zero weights ``1 / weight density``.
 
 The golden model fills one :class:`LayerEvents` per (token, layer); the system model turns them into
-time and energy with a preset's per-event costs. Every field is a count of one kind of event, defined
-exactly, so a preset's energy per event multiplies a well-defined number.
+time and energy with a preset's per-event costs.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["LayerEvents", "EVENT_FIELDS"]
+import numpy as np
+
+__all__ = ["LayerEvents", "EVENT_FIELDS", "bit_spikes", "input_events", "events_per_input", "weights_per_input",
+           "reach", "synaptic_ops", "zero_weight_slots", "activation_density", "weight_density"]
+
+
+def _integers(q) -> np.ndarray:
+    a = np.asarray(q)
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"event counts need integer values, not {a.dtype}")
+    return a.astype(np.int64, copy=False)
+
+
+def bit_spikes(q) -> np.ndarray:
+    """Sign-magnitude bit spikes of each integer ``q``: ``popcount(|q|)`` (int64, the shape of ``q``)."""
+    return np.bitwise_count(np.abs(_integers(q))).astype(np.int64)  # int64 first: |int8 -128| is 128
+
+
+def input_events(x) -> int:
+    """Input events of activations ``x`` (any shape): the non-zero entries."""
+    return int(np.count_nonzero(x))
+
+
+def events_per_input(x) -> np.ndarray:
+    """Input events per input neuron of activations ``x`` of shape ``(..., fan_in)`` (int64, ``(fan_in,)``)."""
+    x = np.asarray(x)
+    return np.count_nonzero(x.reshape(-1, x.shape[-1]), axis=0).astype(np.int64)
+
+
+def weights_per_input(w) -> np.ndarray:
+    """Non-zero weights each input reaches, of weights ``w`` of shape ``(fan_out, fan_in)`` (int64, ``(fan_in,)``)."""
+    return np.count_nonzero(np.asarray(w), axis=0).astype(np.int64)
+
+
+def reach(events: np.ndarray, nonzero: np.ndarray, fan_out: int) -> tuple[int, int]:
+    """``(synaptic ops, zero-weight slots)`` of ``events[k]`` input events on input ``k``, which reaches
+    ``nonzero[k]`` non-zero weights of its ``fan_out``."""
+    e, nz = _integers(events), _integers(nonzero)
+    ops = int(e @ nz)
+    return ops, int(e.sum()) * int(fan_out) - ops
+
+
+def synaptic_ops(x, w) -> int:
+    """Synaptic ops of activations ``x`` ``(..., fan_in)`` through weights ``w`` ``(fan_out, fan_in)``."""
+    return reach(events_per_input(x), weights_per_input(w), np.shape(w)[0])[0]
+
+
+def zero_weight_slots(x, w) -> int:
+    """Zero-weight slots of activations ``x`` ``(..., fan_in)`` through weights ``w`` ``(fan_out, fan_in)``."""
+    return reach(events_per_input(x), weights_per_input(w), np.shape(w)[0])[1]
 
 
 @dataclass
 class LayerEvents:
-    """Counts for one layer and one token (or summed over tokens/layers with ``+``).
+    """Counts for one layer and one token (or summed over tokens/layers with ``+``), in the vocabulary
+    of the module docstring.
 
     Attributes
     ----------
     input_events : int
-        Non-zero activations (or spikes) entering a ternary/crossbar projection: each is one message
-        of a source neuron to the synapses it drives. Zero activations are not events.
+        Input events entering the layer's projections (each projection counts the events it receives).
+        Each is one message of a source neuron to the synapses it drives.
     synaptic_ops : int
-        ``input event x non-zero weight it reaches``: one accumulate (add or subtract) each.
+        Input event x non-zero weight it reaches: one accumulate (add or subtract) each.
     dense_macs : int
         What a dense implementation would do: ``fan_in x fan_out`` per projection (for ratios).
     neuron_updates : int
@@ -40,10 +119,17 @@ class LayerEvents:
     activation_bytes : int
         Bytes of activations moved between units (inputs read + outputs written, at their widths).
     spikes : int
-        Binary spikes of the spike attention's q, k and v (0 for MLGRU).
+        Binary spikes of the spike attention's q, k and v trains (unary counts: ``n`` spikes for a count
+        ``n``; 0 for MLGRU). Not the projections' inputs: those are ``input_events`` and ``bit_spikes``.
     attention_ops : int
         Spike-gated additions of the spike attention: one per (key spike, value spike) pair into the
         KV state, one per (q spike, state column) into the output (0 for MLGRU).
+    zero_weight_slots : int
+        Input event x zero weight it reaches: what skipping zero weights saves
+        (``input events x fan_out = synaptic_ops + zero_weight_slots`` per projection).
+    bit_spikes : int
+        The projections' input values sent as sign-magnitude bit planes: ``popcount(|q|)`` per value
+        (:func:`bit_spikes`), counted where ``input_events`` are.
     """
 
     input_events: int = 0
@@ -58,6 +144,8 @@ class LayerEvents:
     activation_bytes: int = 0
     spikes: int = 0
     attention_ops: int = 0
+    zero_weight_slots: int = 0
+    bit_spikes: int = 0
 
     def __add__(self, other: "LayerEvents") -> "LayerEvents":
         return LayerEvents(**{f: getattr(self, f) + getattr(other, f) for f in EVENT_FIELDS})
@@ -68,6 +156,17 @@ class LayerEvents:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def activation_density(ev: LayerEvents) -> float:
+    """``(synaptic ops + zero-weight slots) / dense MACs`` of a record (0 where it has no dense MACs)."""
+    return (ev.synaptic_ops + ev.zero_weight_slots) / ev.dense_macs if ev.dense_macs else 0.0
+
+
+def weight_density(ev: LayerEvents) -> float:
+    """``synaptic ops / (synaptic ops + zero-weight slots)`` of a record (0 where no event reached a weight)."""
+    reached = ev.synaptic_ops + ev.zero_weight_slots
+    return ev.synaptic_ops / reached if reached else 0.0
 
 
 #: The names of every count, in definition order.

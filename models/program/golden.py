@@ -1,8 +1,10 @@
 """The golden model: a Numba, event-driven, bit-exact executor of the integer program, token by token.
 
 It carries the MLGRU state between tokens like a stateful neurocore and counts every event per layer
-(:class:`models.program.events.LayerEvents`). It is written independently of the torch integer view — scalar
-Numba loops instead of array expressions — and the two must give identical integer logits.
+(:class:`models.program.events.LayerEvents`, in that module's vocabulary: input events, synaptic ops,
+zero-weight slots and bit spikes of every projection input). It is written independently of the torch
+integer view — scalar Numba loops instead of array expressions — and the two must give identical
+integer logits.
 
 Weight layout (why): each projection is held once, as 2-bit codes packed four to a byte in
 *input-major, plane-strided* order: row ``k`` (one per input neuron) holds every synapse that input
@@ -57,6 +59,16 @@ def _sat(v, bits):
     hi = (np.int64(1) << (bits - 1)) - 1
     lo = -hi - 1
     return lo if v < lo else (hi if v > hi else v)
+
+
+@numba.njit(cache=True, inline="always")
+def _popcount(v):
+    """Set bits of ``0 <= v < 2**63``, branch-free: the bit spikes of a value of magnitude ``v``
+    (:func:`models.program.events.bit_spikes`)."""
+    v = v - ((v >> 1) & 0x5555555555555555)
+    v = (v & 0x3333333333333333) + ((v >> 2) & 0x3333333333333333)
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0F
+    return (v * 0x0101010101010101) >> 56  # byte sums gather in the top byte (< 64: the sign bit stays 0)
 
 
 @numba.njit(cache=True, inline="always")
@@ -126,7 +138,7 @@ def _weight(byte, sh):
 @numba.njit(cache=True)
 def _bitlinear(u, gain, packed, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, ev_idx, ev_val, acc16, acc,
                out, ev):
-    """One BitLinear, event-driven. ``ev`` (int64[3]) += input events, synaptic ops, weight bytes read."""
+    """One BitLinear, event-driven. ``ev`` (int64[4]) += input events, synaptic ops, weight bytes read, bit spikes."""
     n = u.shape[0]
     nb = packed.shape[1]
     # z = u * gain, its max, and the absmax codes through one reciprocal
@@ -152,6 +164,7 @@ def _bitlinear(u, gain, packed, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, ev
     # the input events: non-zero codes, in input order
     events = 0
     synops = 0
+    bits = 0
     for j in range(n):
         x = _sat(_rshift(_rshift(xq[j], kz) * recip, sq), nf.ACT_BITS)
         if x != 0:
@@ -159,6 +172,7 @@ def _bitlinear(u, gain, packed, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, ev
             ev_val[events] = x
             events += 1
             synops += row_nnz[j]
+            bits += _popcount(-x if x < 0 else x)
     # each event adds ±x to the outputs its row reaches; int16 partial sums (|sum| <= 127 * 256 < 2**15)
     # are flushed to the int32 accumulators every 256 events, so the inner loop runs on 16-bit lanes
     e0 = 0
@@ -193,6 +207,7 @@ def _bitlinear(u, gain, packed, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, ev
     ev[0] += events
     ev[1] += synops
     ev[2] += events * nb
+    ev[3] += bits
     # per-token scale: static * m * 2**-k * rsqrt(ss), rounded to 16 bits
     rm, rs = _rsqrt(ss)
     bm = _bitlen(m) - 16
@@ -258,15 +273,19 @@ class _PackedProjection:
         self.ev_idx = np.zeros(self.fan_in, dtype=np.int64)
         self.ev_val = np.zeros(self.fan_in, dtype=np.int64)
         self.out = np.zeros(self.fan_out, dtype=np.int64)
+        self.ev = np.zeros(4, dtype=np.int64)
 
-    def __call__(self, u: np.ndarray, ss_k: tuple[int, int], ev: np.ndarray, events: LayerEvents) -> np.ndarray:
-        before = ev.copy()
+    def __call__(self, u: np.ndarray, ss_k: tuple[int, int], events: LayerEvents) -> np.ndarray:
+        """The projection of ``u`` (with its ``(sum of squares, shift)``); adds its counts to ``events``."""
+        d = self.ev
+        d[:] = 0
         _bitlinear(u, self.gain, self.packed, self.row_nnz, self.fan_out, self.multiplier, self.shift,
-                   ss_k[0], ss_k[1], self.xq, self.ev_idx, self.ev_val, self.acc16, self.acc, self.out, ev)
-        d = ev - before
+                   ss_k[0], ss_k[1], self.xq, self.ev_idx, self.ev_val, self.acc16, self.acc, self.out, d)
         events.input_events += int(d[0])
         events.synaptic_ops += int(d[1])
         events.weight_bytes_read += int(d[2])
+        events.bit_spikes += int(d[3])
+        events.zero_weight_slots += int(d[0]) * self.fan_out - int(d[1])  # events x fan-out = ops + slots
         events.dense_macs += self.fan_in * self.fan_out
         events.neuron_updates += self.fan_out
         events.activation_bytes += self.fan_in + 4 * self.fan_out  # int8 codes in, int32 results out
@@ -304,7 +323,6 @@ class GoldenModel:
         self._u = np.zeros(d, dtype=np.int64)
         self._v = np.zeros(e, dtype=np.int64)
         self._v2 = np.zeros(m, dtype=np.int64)
-        self._ev = np.zeros(3, dtype=np.int64)
         self.state = np.zeros((len(program.layers), e), dtype=np.int64)
         self.last_events: list[LayerEvents] = []
 
@@ -338,19 +356,19 @@ class GoldenModel:
         if self.token_mixer == "spike_attention":
             self._spike_mixer(li, u, ss_k, ev)
         else:
-            yi = L["i_proj"](u, ss_k, self._ev, ev).copy()
-            yf = L["f_proj"](u, ss_k, self._ev, ev).copy()
-            yg = L["g_proj"](u, ss_k, self._ev, ev)
+            yi = L["i_proj"](u, ss_k, ev).copy()
+            yf = L["f_proj"](u, ss_k, ev).copy()
+            yg = L["g_proj"](u, ss_k, ev)
             _mlgru_cell(yi, yf, yg, L["lower_bound"], L["g_norm_gain"], self.state[li], self._v)
             ev.state_updates += e
             ev.state_bytes_read += e * nf.STATE_BITS // 8
             ev.state_bytes_written += e * nf.STATE_BITS // 8
             ev.nonlinear_evals += 3 * e  # sigmoid(f), SiLU(i), SiLU(h)
-        _residual_add(x, L["o_proj"](self._v, _sum_squares(self._v), self._ev, ev))
+        _residual_add(x, L["o_proj"](self._v, _sum_squares(self._v), ev))
         _scale_vec(x, L["mlp_gain"], nf.GAIN_FRAC, u)
-        gu = L["gate_proj"](u, _sum_squares(u), self._ev, ev)
+        gu = L["gate_proj"](u, _sum_squares(u), ev)
         _glu(gu, m, self._v2)
-        _residual_add(x, L["down_proj"](self._v2, _sum_squares(self._v2), self._ev, ev))
+        _residual_add(x, L["down_proj"](self._v2, _sum_squares(self._v2), ev))
         ev.nonlinear_evals += m + 4  # SiLU(g) of the GLU, 4 rsqrt
         return ev
 
@@ -358,9 +376,9 @@ class GoldenModel:
         """Spike attention of layer ``li``: q/k/v projections, spike counts, one :func:`head_step` per head;
         leaves the o_proj input (Q ATTN_STATE_FRAC) in ``self._v``."""
         L, T = self.layers[li], self.timesteps
-        nq = spike_counts_int(L["q_proj"](u, ss_k, self._ev, ev), 0, T)
-        nk = spike_counts_int(L["k_proj"](u, ss_k, self._ev, ev), 0, 1)
-        nv = spike_counts_int(L["v_proj"](u, ss_k, self._ev, ev), -T, T)
+        nq = spike_counts_int(L["q_proj"](u, ss_k, ev), 0, T)
+        nk = spike_counts_int(L["k_proj"](u, ss_k, ev), 0, 1)
+        nv = spike_counts_int(L["v_proj"](u, ss_k, ev), -T, T)
         S = self.attn_state[li]
         heads, dh = S.shape[0], S.shape[1]
         for h in range(heads):
@@ -384,7 +402,7 @@ class GoldenModel:
         """Final norm and ternary ``lm_head`` on the residual ``x``: (integer logits, events)."""
         ev = LayerEvents()
         _scale_vec(x, self.final_gain, nf.GAIN_FRAC, self._u)
-        logits = self.lm_head(self._u, _sum_squares(self._u), self._ev, ev).copy()
+        logits = self.lm_head(self._u, _sum_squares(self._u), ev).copy()
         ev.nonlinear_evals += 1
         return logits, ev
 

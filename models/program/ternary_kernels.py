@@ -20,14 +20,15 @@ __all__ = ["MatVecEvents", "ternary_matvec", "ternary_matvec_batch"]
 
 @dataclass(frozen=True)
 class MatVecEvents:
-    """Event counts of one ternary matrix-vector product.
+    """Event counts of one ternary matrix-vector product, in the vocabulary of :mod:`models.program.events`.
 
     Attributes
     ----------
     input_events : int
-        Non-zero activations (each one is a spike/event into the array).
+        Non-zero activations (each one is an event into the array).
     synaptic_ops : int
-        ``sum over input events of the non-zero weights in that input's row``: accumulator updates.
+        Input event x non-zero weight it reaches (``sum over input events of the non-zero weights in
+        that input's row``): accumulator updates.
     weight_codes_read : int
         2-bit weight codes read: one full row per input event.
     """

@@ -88,8 +88,10 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     p = Path(path)
     if p.is_dir():
         p = p / TOKENIZER_NAME
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no tokenizer.json; train one with models.text.tokenizer.train_tokenizer")
+    if not p.is_file():
+        raise FileNotFoundError(f"no tokenizer.json at {p}: put the one the weights were trained with there "
+                                f"(`nmllm train` writes it to its --out folder and to final/; a downloaded checkpoint "
+                                f"ships it beside config.json, so download it too)")
     return Tokenizer.from_file(str(p))
 
 

@@ -31,7 +31,8 @@ Codings (``T`` = timesteps; rounding is the number-format spec's one rule, half 
     Integer spike counts as bit-planes: ``q = round(x D / theta)``, ``D = 2**T - 1``, clipped to
     ``[-D, D]``; step ``t`` carries bit ``T-1-t`` of ``|q|`` (most significant first) with weight
     ``2**(T-1-t)``. ``T + 1`` bits of signed integer in ``T`` steps: ``T = 7`` is the int8 activation of
-    the number-format spec; resolution ``theta / (2**T - 1)``; spikes = popcount(``|q|``).
+    the number-format spec; resolution ``theta / (2**T - 1)``; spikes = popcount(``|q|``), the bit
+    spikes of the event vocabulary (:func:`models.program.events.bit_spikes`; ``-1`` costs one spike).
 
 ``decode(encode(x)) == dequantize(quantize(x))`` holds exactly for every coding, and for inputs on a
 coding's grid both equal ``x`` (the promised resolution). The IF simulation of ``rate`` runs in float64;
@@ -45,6 +46,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from models.program.events import bit_spikes
 
 __all__ = ["CODINGS", "MAX_TIMESTEPS", "Coding", "round_half_away", "bits_of_resolution"]
 
@@ -140,16 +143,28 @@ class Coding:
         return c * (theta / float(self.max_code))
 
     def spike_count(self, codes: torch.Tensor) -> torch.Tensor:
-        """Spikes (int32) each code emits."""
+        """Spikes (int32) each code emits: its input events (:mod:`models.program.events`); for ``bitplane``
+        the sign-magnitude bit spikes of the code."""
+        if self.name == "bitplane":
+            return self.bit_spikes(codes)
         m = codes.abs()
         if self.name in ("ttfs", "ttfs-linear"):
             return (m > 0).to(torch.int32)
-        if self.name == "bitplane":
-            n = torch.zeros_like(m)
-            for b in range(self.timesteps):
-                n = n + ((m >> b) & 1)
-            return n.to(torch.int32)
         return m.to(torch.int32)
+
+    def levels(self, codes: torch.Tensor) -> torch.Tensor:
+        """Signed values (int64) of ``codes`` in units of the coding's finest step: the codes themselves,
+        except ``ttfs`` (value ``theta 2**(c - T)``: ``sign(c) 2**(|c| - 1)`` steps of ``theta 2**(1 - T)``)."""
+        c = codes.to(torch.int64)
+        if self.name == "ttfs":
+            return torch.sign(c) * (torch.ones_like(c) << (c.abs() - 1).clamp(min=0))
+        return c
+
+    def bit_spikes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Spikes (int32) of each value sent as sign-magnitude bit planes of its :meth:`levels`:
+        :func:`models.program.events.bit_spikes` (``popcount(|level|)``)."""
+        n = bit_spikes(self.levels(codes).cpu().numpy())
+        return torch.from_numpy(n).to(device=codes.device, dtype=torch.int32)
 
     def quantize_value(self, x: torch.Tensor, theta) -> torch.Tensor:
         """``dequantize(quantize(x))``: what the spike train of ``x`` decodes to."""

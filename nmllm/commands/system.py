@@ -1,12 +1,13 @@
 """``nmllm compile``, ``nmllm simulate`` and ``nmllm activity``: map a model onto neurocores, then cost a
 token on the mapping (the system model, ``sim/system/``).
 
-``compile MODEL`` takes a scale (125m, 370m, 1.3b, 2.7b, 13b), a models/config preset (tiny, bundled)
-or a checkpoint directory, and writes the mapping JSON. ``simulate`` takes that JSON (or a model, which
-it compiles first) and prints the report: tokens/s, latency, time to first token, energy per token by
-category, power, core utilisation. Both take ``--preset``, ``--chips N|auto`` and ``--set key=value``
-overrides of any hardware field or cost (``--set weight_bits=8 --set static_per_chip=0.2``).
-``activity`` measures the densities with the golden model and writes the JSON ``simulate --activity`` takes.
+``compile [MODEL]`` takes a scale (125m, 370m, 1.3b, 2.7b, 13b), a models/config preset (tiny, bundled)
+or a checkpoint directory (default ``models/bundled``), and writes the mapping JSON. ``simulate`` takes
+that JSON (or a model, which it compiles first) and prints the report: tokens/s, latency, time to first
+token, energy per token by category, power, core utilisation. Both take ``--preset``, ``--chips N|auto``
+and ``--set key=value`` overrides of any hardware field or cost (``--set weight_bits=8 --set static_per_chip=0.2``).
+``activity`` measures the densities with the golden model (default: ``models/bundled`` on WikiText-2 test)
+and writes the JSON ``simulate --activity`` takes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import json
 from pathlib import Path
 
 __all__ = ["register"]
+
+#: The model a command maps when none is given: the MatMul-free LM shipped in the repository.
+DEFAULT_MODEL = "models/bundled"
 
 
 def _add_hw_args(p) -> None:
@@ -156,9 +160,13 @@ def _run_simulate(args) -> int:
 def _run_activity(args) -> int:
     from sim.system.activity import measure_activity
 
+    from models.eval.perplexity import default_data_path
+
     if args.tokens < 1:
         raise ValueError(f"--tokens must be a positive integer, not {args.tokens}")
-    act = measure_activity(args.checkpoint, args.text, args.tokenizer, args.tokens)
+    text = args.text or default_data_path()
+    tokenizer = args.tokenizer or Path(args.checkpoint) / "tokenizer.json"
+    act = measure_activity(args.checkpoint, text, tokenizer, args.tokens)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(act.to_dict(), indent=2) + "\n")
     print(json.dumps(act.to_dict(), indent=2))
@@ -168,7 +176,8 @@ def _run_activity(args) -> int:
 def register(subparsers) -> None:
     """Add the ``compile``, ``simulate`` and ``activity`` subcommands."""
     c = subparsers.add_parser("compile", help="map a model onto neurocores (mapping JSON)")
-    c.add_argument("model", help="125m, 370m, 1.3b, 2.7b, 13b, tiny, bundled, or a checkpoint directory")
+    c.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                   help=f"125m, 370m, 1.3b, 2.7b, 13b, tiny, bundled, or a checkpoint directory (default {DEFAULT_MODEL})")
     _add_hw_args(c)
     c.add_argument("--token", type=int, default=None, help="token id whose embedding row is read (default: vocab/2)")
     c.add_argument("--out", default="build/mapping.json", help="mapping file (.json or .json.gz; default build/mapping.json)")
@@ -178,7 +187,8 @@ def register(subparsers) -> None:
     c.set_defaults(func=_run_compile)
 
     s = subparsers.add_parser("simulate", help="time and energy per token of a mapping (or of a model)")
-    s.add_argument("target", help="a mapping JSON from `nmllm compile`, or a model as for compile")
+    s.add_argument("target", nargs="?", default=DEFAULT_MODEL,
+                   help=f"a mapping JSON from `nmllm compile`, or a model as for compile (default {DEFAULT_MODEL})")
     _add_hw_args(s)
     s.add_argument("--prompt", type=int, default=500, help="prompt length for time-to-first-token (default 500)")
     s.add_argument("--activity", default=None,
@@ -189,9 +199,12 @@ def register(subparsers) -> None:
 
     a = subparsers.add_parser("activity", help="measure activity densities with the golden model (JSON for simulate)",
                               description="Measure densities with the golden model and write them as JSON.")
-    a.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json + model.safetensors)")
-    a.add_argument("--text", required=True, help="text file (for example ../shared/data/wikitext-2/wiki.test.raw)")
-    a.add_argument("--tokenizer", required=True, help="tokenizer.json the checkpoint was trained with")
+    a.add_argument("--checkpoint", default=DEFAULT_MODEL,
+                   help=f"checkpoint directory (config.json + model.safetensors; default {DEFAULT_MODEL})")
+    a.add_argument("--text", default=None, help="text file (default ../shared/data/wikitext-2/wiki.test.raw, or $NMLLM_DATA)")
+    a.add_argument("--tokenizer", default=None,
+                   help="tokenizer.json the checkpoint was trained with (default: the one in the checkpoint directory)")
     a.add_argument("--tokens", type=int, default=256)
-    a.add_argument("--out", required=True, help="activity JSON (for `nmllm simulate --activity`)")
+    a.add_argument("--out", default="build/activity.json",
+                   help="activity JSON (for `nmllm simulate --activity`; default build/activity.json)")
     a.set_defaults(func=_run_activity)

@@ -10,6 +10,9 @@ __all__ = ["register"]
 def _run(args) -> int:
     from models.mmfree.train import Trainer, load_train_config
 
+    for flag, value in (("--max-steps", args.max_steps), ("--stop-after", args.stop_after)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be a positive integer, not {value}")
     cfg = load_train_config(args.config)
     if args.max_steps is not None:
         cfg["train"]["max_steps"] = args.max_steps

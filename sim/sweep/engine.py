@@ -4,6 +4,8 @@ By default a :class:`distributed.LocalCluster` on this machine (``workers`` proc
 each; ``processes=False`` runs the workers as threads of this process); ``scheduler="tcp://HOST:PORT"``
 submits the same tasks to an existing cluster unchanged (its workers must have this project
 installed). A point that raises is recorded with its error; a worker that dies is recorded the same way.
+A resumed sweep skips the points stored ok and runs the failed ones again (a point that fails again stays
+failed, with its new error).
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ __all__ = ["SweepResult", "run_sweep"]
 
 @dataclass
 class SweepResult:
+    """Counts of one run: ``skipped`` points were stored ok before it, ``retried`` of the ``ok + failed``
+    it computed had failed before."""
+
     total: int
     skipped: int
     ok: int
     failed: int
     wall_s: float
     workers: int
+    retried: int
 
     @property
     def computed(self) -> int:
@@ -47,22 +53,23 @@ def _client(scheduler: Optional[str], workers: Optional[int], processes: bool):
 def run_sweep(spec: Spec, store: Store, *, scheduler: Optional[str] = None, workers: Optional[int] = None,
               processes: bool = True, resume: bool = False, progress: bool = True,
               compute_log: Optional[str] = None, on_result: Optional[Callable[[dict, dict], None]] = None) -> SweepResult:
-    """Run every point of ``spec`` not yet in ``store``; returns the counts and the wall time."""
+    """Run every point of ``spec`` not stored ok in ``store`` (new or failed before); returns the counts and
+    the wall time."""
     from distributed import as_completed
     from tqdm import tqdm
 
     store.bind(spec, resume)
     points = spec.points()
-    done = store.done_ids()
+    done, stored = store.ids("ok"), store.ids()
     todo = [p.to_dict() for p in points if p.id not in done]
+    retried = sum(p["id"] in stored for p in todo)
     ctx = {"metrics": spec.metrics, "quality": spec.quality, "yosys": spec.yosys,
            "prompt_tokens": spec.prompt_tokens, "activity": spec.activity, "compute_log": compute_log}
     t0 = time.perf_counter()
     ok = failed = 0
-    prior_failed = store.count("failed")
     bar = tqdm(total=len(points), initial=len(points) - len(todo), desc=f"sweep {spec.name}", unit="pt",
                disable=not progress, dynamic_ncols=True)
-    bar.set_postfix(done=len(points) - len(todo), failed=prior_failed)
+    bar.set_postfix(resumed=len(points) - len(todo), retrying=retried, failed=0)
     n_workers = 0
     if todo:
         client, cluster = _client(scheduler, workers, processes)
@@ -90,7 +97,7 @@ def run_sweep(spec: Spec, store: Store, *, scheduler: Optional[str] = None, work
                 else:
                     failed += 1
                 bar.update(1)
-                bar.set_postfix(done=len(points) - len(todo) + ok + failed, failed=prior_failed + failed)
+                bar.set_postfix(resumed=len(points) - len(todo), retrying=retried, failed=failed)
                 fut.release()
         finally:
             client.close()
@@ -98,4 +105,4 @@ def run_sweep(spec: Spec, store: Store, *, scheduler: Optional[str] = None, work
                 cluster.close()
     bar.close()
     return SweepResult(total=len(points), skipped=len(points) - len(todo), ok=ok, failed=failed,
-                       wall_s=time.perf_counter() - t0, workers=n_workers)
+                       wall_s=time.perf_counter() - t0, workers=n_workers, retried=retried)

@@ -16,7 +16,8 @@ Every knob maps onto a model that exists (:data:`KNOBS`); a knob with no model b
 (``timesteps``, ``pruning``) is refused with the reason. Any hardware field of
 :class:`sim.system.hwconfig.HWConfig` or cost key of a preset (``synaptic_op_ns``, ``static_per_chip``) is a
 knob too. :func:`load_spec` raises :class:`SpecError` (one line naming the key and the fix) for the
-first problem; nothing runs before the whole spec is valid.
+first problem, a knob value no point could run with included (a negative count, a fill outside (0, 1]);
+nothing runs before the whole spec is valid.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +225,57 @@ def _values(knob) -> list:
     return knob
 
 
+def _count(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and v >= 1
+
+
+def _number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _mesh(v) -> bool:
+    if isinstance(v, str):
+        return re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", v.lower()) is not None
+    return isinstance(v, (list, tuple)) and len(v) == 2 and all(_count(x) for x in v)
+
+
+#: Knobs that are neither hardware fields nor cost keys: knob -> (test of one value, what a value must be).
+_DOMAINS = {
+    "chips": (lambda v: _count(v) or str(v).lower() == "auto", "a positive integer or auto"),
+    "cores_per_chip": (_count, "a positive integer"),
+    "lanes": (_count, "a positive integer"),
+    "tile_size": (_count, "a positive integer"),
+    "adc_bits": (_count, "a positive integer"),
+    "clock_mhz": (lambda v: _number(v) and v > 0, "a positive number"),
+    "fill": (lambda v: _number(v) and 0 < v <= 1, "a fraction in (0, 1]"),
+    "mesh": (_mesh, "XxY with positive integers X and Y (for example 8x4)"),
+}
+
+
+def _check_values(knobs: dict, presets: dict) -> None:
+    """Refuse a knob value no point could run with (both ends of a range are checked): the domains above,
+    and for hardware fields and cost keys what every preset of the spec accepts."""
+    for name, knob in knobs.items():
+        if name in ("preset", "placement", "act_bits"):               # checked against their own lists
+            continue
+        for v in _values(knob):
+            if name in _DOMAINS:
+                test, want = _DOMAINS[name]
+                if not test(v):
+                    raise SpecError(f"knob {name!r} must be {want}, got {v!r}: fix its values")
+                continue
+            for pname, preset in presets.items():
+                if name in preset.costs:
+                    if not (_number(v) and v >= 0):
+                        raise SpecError(f"knob {name!r} is a cost and must be a number >= 0, got {v!r}: fix its values")
+                    continue
+                try:
+                    preset.hardware.replace(**{name: v})
+                except ValueError as exc:
+                    problem = str(exc).split(": ")[0]
+                    raise SpecError(f"knob {name!r}: value {v!r} does not fit preset {pname!r} ({problem}): fix its values") from None
+
+
 def _check_applicability(knobs: dict, metrics: tuple[str, ...]) -> None:
     from sim.system.energy import load_preset
     presets = _values(knobs["preset"]) if "preset" in knobs else ["loihi2-estimate"]
@@ -232,6 +285,7 @@ def _check_applicability(knobs: dict, metrics: tuple[str, ...]) -> None:
             loaded[p] = load_preset(p)
         except (FileNotFoundError, ValueError) as exc:
             raise SpecError(f"knob 'preset': {exc}") from None
+    _check_values(knobs, loaded)
     for knob in CROSSBAR_KNOBS:
         if knob in knobs:
             digital = [p for p, pr in loaded.items() if not pr.hardware.has_crossbars]

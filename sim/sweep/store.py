@@ -1,10 +1,11 @@
 """The results store: one SQLite row per finished point, committed as soon as it arrives.
 
 A store is tied to one spec (its hash and text are kept in ``meta`` with the project version), so
-``--resume`` after a kill skips exactly the points already written; a row is either fully committed
-or absent (SQLite transactions), so nothing is lost. ``computations`` counts how often a point's
-result was written: it stays 1 unless a point is computed twice. Export: CSV and Parquet, one column
-per knob (``knob.<name>``) and per metric.
+``--resume`` after a kill skips exactly the points already written ok and runs the failed ones again; a
+row is either fully committed or absent (SQLite transactions), so nothing is lost. ``computations``
+counts how often a point's result was written: 1, plus one for each retry of a failed point (a point
+computed twice otherwise is a bug). Export: CSV and Parquet, one column per knob (``knob.<name>``) and
+per metric.
 """
 
 from __future__ import annotations
@@ -90,8 +91,11 @@ class Store:
                  result["status"], result.get("error"), json.dumps(result.get("metrics", {}), sort_keys=True),
                  result.get("wall_s"), result.get("worker"), time.time()))
 
-    def done_ids(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT id FROM points")}
+    def ids(self, status: str | None = None) -> set[str]:
+        """Ids of the stored points (with ``status``: only those, e.g. ``"ok"`` or ``"failed"``)."""
+        if status is None:
+            return {r[0] for r in self.db.execute("SELECT id FROM points")}
+        return {r[0] for r in self.db.execute("SELECT id FROM points WHERE status = ?", (status,))}
 
     def count(self, status: str | None = None) -> int:
         if status is None:

@@ -1,10 +1,11 @@
 """Per-layer activity statistics: what fraction of a projection's inputs are events, and of its weights non-zero.
 
 The system model needs, per projection kind (``ifg`` = the MLGRU i/f/g projections, ``o``, ``gate``,
-``down``, ``lm_head``): the fraction of int8 input codes that are non-zero (each is one input event that
-reads one synapse row), the fraction of ternary weights that are non-zero (each event x non-zero weight
-is one synaptic op), and the fraction of int32 values between layers that are non-zero (only those are
-sent as packets).
+``down``, ``lm_head``): the activation density (the fraction of int8 input codes that are input events,
+each reading one synapse row), the weight density (the fraction of the weights those events reach that
+are non-zero: synaptic ops, the rest zero-weight slots), both as the event vocabulary
+(:mod:`models.program.events`) defines them, and the fraction of int32 values between layers that are
+non-zero (only those are sent as packets).
 
 Two sources, and every :class:`Activity` says which:
 
@@ -26,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.program.events import LayerEvents
+from models.program.events import LayerEvents, activation_density, weight_density
 
 from sim.system.shapes import ModelShape
 
@@ -121,32 +122,34 @@ def activity_from_layer_events(events: Sequence[LayerEvents], shape: ModelShape,
                                what: str = "golden model") -> Activity:
     """MEASURED densities from golden-model counts: one :class:`LayerEvents` per block, then ``lm_head``.
 
-    ``events`` are summed over ``tokens`` tokens (``GoldenModel.run`` returns them so). A block record
-    mixes its six projections, so every block kind gets the block's density (input events over the
-    dense input count ``3d + e + d + m``); the weight density is synaptic ops over ``sum_p events_p x
-    fan_out_p`` with events split across projections in proportion to their fan-in.
+    ``events`` are summed over ``tokens`` tokens (``GoldenModel.run`` returns them so). The densities are
+    those of the event vocabulary (:mod:`models.program.events`): a block record mixes its projections,
+    so every block kind gets the blocks' activation density (synaptic ops + zero-weight slots over dense
+    MACs), ``lm_head`` its own, and the weight density is synaptic ops over synaptic ops + zero-weight
+    slots of every record. The system model's ``events x fan_out`` and ``x weight density`` then
+    reproduce the measured zero-weight slots and synaptic ops.
     """
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
         raise ValueError(f"tokens must be a positive integer, got {tokens!r}")
     if len(events) != shape.layers + 1:
         raise ValueError(f"expected {shape.layers + 1} LayerEvents ({shape.layers} blocks + lm_head) for {shape.name}, "
                          f"got {len(events)}: pass GoldenModel.run(...)[1] of a model with this shape")
-    d, e, m, V = shape.hidden, shape.input_dim, shape.intermediate, shape.vocab
-    fans = [(d, e), (d, e), (d, e), (e, d), (d, 2 * m), (m, d)]
-    dense_in = sum(fi for fi, _ in fans)
-    row_w = sum(fi * fo for fi, fo in fans) / dense_in      # mean row length, weighted by fan-in
-    ev_sum = sum(ev.input_events for ev in events[:-1])
-    syn_sum = sum(ev.synaptic_ops for ev in events[:-1])
-    block = ev_sum / (tokens * shape.layers * dense_in)
-    head = events[-1].input_events / (tokens * d)
-    denom = ev_sum * row_w + events[-1].input_events * V
-    density = (syn_sum + events[-1].synaptic_ops) / denom if denom else 0.0
+    for i, ev in enumerate(events):
+        reached = ev.synaptic_ops + ev.zero_weight_slots
+        if (ev.input_events and not reached) or reached > ev.dense_macs:
+            raise ValueError(f"LayerEvents {i}: {ev.input_events} input events but {reached} synaptic ops + "
+                             f"zero-weight slots for {ev.dense_macs} dense MACs: pass the golden model's counts, "
+                             f"which fill all three")
+    blocks = sum(events[:-1], LayerEvents())
+    block = activation_density(blocks)
     cells = tokens * shape.layers * shape.heads * shape.head_dim ** 2
-    attn = sum(ev.attention_ops for ev in events[:-1]) / cells if shape.token_mixer == "spike_attention" else 0.0
-    return Activity(input_nonzero={"ifg": block, "o": block, "gate": block, "down": block, "lm_head": head},
-                    weight_density=min(1.0, density), value_density=1.0, measured=True, attention_adds_per_cell=attn,
-                    source=f"MEASURED: {what}, {tokens} tokens, per-block input events / dense inputs; "
-                           f"int32 values between layers taken as all non-zero")
+    attn = blocks.attention_ops / cells if shape.token_mixer == "spike_attention" else 0.0
+    return Activity(input_nonzero={"ifg": block, "o": block, "gate": block, "down": block,
+                                   "lm_head": activation_density(events[-1])},
+                    weight_density=weight_density(blocks + events[-1]), value_density=1.0, measured=True,
+                    attention_adds_per_cell=attn,
+                    source=f"MEASURED: {what}, {tokens} tokens, activation and weight densities of the event "
+                           f"vocabulary; int32 values between layers taken as all non-zero")
 
 
 def measure_activity(checkpoint_dir, text_path, tokenizer_path, tokens: int = 256) -> Activity:

@@ -342,6 +342,10 @@ def chips_needed(shape: ModelShape, hw: HWConfig, fill: float = 1.0) -> int:
 
 
 def _cuts(shape: ModelShape, hw: HWConfig, fill: float) -> tuple[list[Stage], list[_Cut]]:
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 < fill <= 1.0:
+        raise ValueError(f"--fill must be a fraction in (0, 1] of each core's synapse memory, got {fill!r}")
+    if int(hw.synapse_mem_bytes * fill * 8) < 1:
+        raise ValueError(f"fill {fill:g} leaves no bit of a core's {hw.synapse_mem_bytes}-byte synapse memory: raise --fill")
     stages = _stage_list(shape)
     return stages, [_cut_stage(s.kind, s.fan_in, s.fan_out, hw, fill) for s in stages]
 
@@ -356,8 +360,6 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
                   token: Optional[int] = None, seed: int = 0) -> Mapping:
     """Map ``shape`` onto ``preset.hardware``; raises :class:`DoesNotFit` when the chips are too few."""
     hw = preset.hardware
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 < fill <= 1.0:
-        raise ValueError(f"fill must be a fraction in (0, 1] of each core's memory, got {fill!r}")
     token = shape.vocab // 2 if token is None else token
     if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < shape.vocab:
         raise ValueError(f"token must be an id in [0, {shape.vocab}), got {token!r}")

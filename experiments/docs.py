@@ -1,0 +1,733 @@
+"""``nmllm docs``: write every generated table of README.md and docs/ from the committed JSON records.
+
+A generated region is the text between ``<!-- nmllm-docs:NAME -->`` and ``<!-- /nmllm-docs:NAME -->`` in
+README.md or a page under docs/; ``NAME`` is a key of :data:`REGIONS`, a function that reads committed records
+(``bench/results/*.json``, ``docs/**/*.json``, ``models/bundled*/perplexity_*.json``) and returns the Markdown.
+:data:`FILES` are pages generated whole. ``nmllm docs`` rewrites them all; ``nmllm docs --check`` writes nothing
+and exits 1 naming every region whose committed text differs from what it would write (the drift test).
+A results table whose record is not committed yet stays outside the regions and is listed, with the record it
+waits for, in ``tests/test_docs.py`` (whose lint fails on any other table with numbers outside a region).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["FILES", "REGIONS", "check", "pages", "register", "render", "unmarked_tables", "write"]
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A region: its markers each on a line of their own (a marker quoted inside a sentence is not one).
+MARKER = re.compile(r"^<!-- nmllm-docs:([\w-]+) -->\n(.*?)^<!-- /nmllm-docs:\1 -->$", re.S | re.M)
+OPEN = re.compile(r"^<!-- (/?)nmllm-docs:([\w-]+) -->$", re.M)
+
+
+# ---------------------------------------------------------------------------------------------------- records
+
+def _json(root: Path, rel: str):
+    path = root / rel
+    if not path.is_file():
+        raise FileNotFoundError(f"record {rel} is missing; rerun the command that writes it (see its page)")
+    return json.loads(path.read_text())
+
+
+def _bench(root: Path, name: str) -> list[dict]:
+    return _json(root, f"bench/results/{name}.json")
+
+
+def _all(records: list[dict], **match) -> list[dict]:
+    """The records whose fields hold every ``match`` value (``case`` and ``baseline``: as a substring)."""
+    return [r for r in records
+            if all((v in r[k]) if k in ("case", "baseline") else r[k] == v for k, v in match.items())]
+
+
+def _one(records: list[dict], **match) -> dict:
+    """The one record :func:`_all` finds for ``match``."""
+    found = _all(records, **match)
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} records match {match} in {records[0]['benchmark'] if records else '?'}")
+    return found[0]
+
+
+# ----------------------------------------------------------------------------------------------- formatting
+
+def _f(v: float, nd: int = 0) -> str:
+    """Fixed point with thousands separators."""
+    return f"{v:,.{nd}f}"
+
+
+def _g(v: float, n: int = 3) -> str:
+    """``n`` significant digits (trailing zeros kept), thousands separators from ``10**n`` on."""
+    if abs(v) >= 10 ** n:
+        return _f(v)
+    return f"{v:#.{n}g}".rstrip(".")
+
+
+def _e(v: float, n: int = 4) -> str:
+    """``n`` significant digits in ``2.867e6`` notation."""
+    mant, exp = f"{v:.{n - 1}e}".split("e")
+    return f"{mant}e{int(exp)}"
+
+
+def _m(v: float) -> str:
+    """A count in millions with two decimals (``2.96 M``)."""
+    return f"{v / 1e6:.2f} M"
+
+
+def _pct(v: float, nd: int = 0) -> str:
+    return f"{100 * v:.{nd}f} %"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; a ``|`` inside a cell is escaped (GitHub reads ``\\|`` as ``|``, in code spans too)."""
+    cell = lambda c: c.replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(cell, head)) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------- README regions
+
+def bundled_perplexity(root: Path) -> str:
+    """The bundled model's WikiText-2 test perplexity per executor (``models/bundled/perplexity_*.json``)."""
+    runs = [("float QAT view", "float", "perplexity_wikitext2_test.json"),
+            ("integer program, torch integer view", "integer", "perplexity_wikitext2_test_integer.json"),
+            ("integer program, Numba golden model", "golden", "perplexity_wikitext2_test_golden.json")]
+    recs = [_json(root, f"models/bundled/{name}") for _, _, name in runs]
+    integer = recs[1]
+    rows = []
+    for (label, engine, _), r in zip(runs, recs):
+        note = ""
+        if engine == "golden":
+            same = "identical total NLL to the integer view" if r["nll"] == integer["nll"] else "total NLL differs"
+            note = f"; {same}, {_f(r['seconds'])} s"
+        rows.append([f"{label} (`--engine {engine}`{note})", f"{r['token_ppl']:.2f}", _f(r["word_ppl"], 1),
+                     f"{r['bits_per_byte']:.3f}"])
+    head = (f"WikiText-2 test ({_f(integer['tokens'])} tokens, {_f(integer['words'])} words; window "
+            f"{integer['window']}, stride {integer['stride']}):\n\n")
+    return head + _table(["executor", "token ppl", "word ppl", "bits/byte"], rows)
+
+
+def mixers(root: Path) -> str:
+    """MLGRU vs spike attention at equal budget: training log, full-test perplexity, events, system model."""
+    mix = {r["row"]: r for r in _json(root, "docs/ablation/mixers.json")["rows"]}
+    rows = []
+    for label, model, key in (("MLGRU (`models/bundled`)", "bundled", "MLGRU"),
+                              ("spike attention (`models/bundled_spike_attention`)", "bundled_spike_attention",
+                               "spike attention")):
+        log = (root / f"models/{model}/train_log.jsonl").read_text().splitlines()
+        val = next(json.loads(ln)["val_loss"] for ln in reversed(log) if "val_loss" in ln)
+        flt = _json(root, f"models/{model}/perplexity_wikitext2_test.json")
+        gold = _json(root, f"models/{model}/perplexity_wikitext2_test_golden.json")
+        r = mix[key]
+        e = r["event_detail"]
+        dash = lambda v, f: f(v) if v else "–"  # noqa: E731
+        rows.append([label, f"{val:.3f}", f"{flt['token_ppl']:.2f}", f"{gold['token_ppl']:.2f}", _m(e["synaptic_ops"]),
+                     dash(e["attention_ops"], lambda v: f"{v / 1e3:.0f} k"), dash(e["spikes"], _f),
+                     _f(e["state_updates"]),
+                     f"{r['energy_per_token_j'] * 1e3:.2f} mJ ({r['dynamic_energy_per_token_j'] * 1e6:.1f} µJ)",
+                     f"{r['token_latency_s'] * 1e3:.2f} ms"])
+    return _table(["mixer", "val loss", "WikiText-2 test ppl, float view", "integer program (golden)",
+                   "synaptic ops / token", "spike-gated adds / token", "spikes / token", "state cells updated / token",
+                   "energy / token (dynamic part)", "latency / token"], rows)
+
+
+def _pruning_rows(root: Path):
+    return _json(root, "docs/pruning/pruning_sweep.json")["sweep"]
+
+
+def pruning_summary(root: Path) -> str:
+    """README: uniform pruning at 0 / 0.1 / 0.3 and adaptive at 0.5 (``docs/pruning/pruning_sweep.json``)."""
+    sweep = _pruning_rows(root)
+    pick = lambda alloc, s: next(r for r in sweep if r["allocation"] == alloc and abs(r["target"] - s) < 1e-9)  # noqa: E731
+    rows = []
+    for alloc, s in (("uniform", 0.0), ("uniform", 0.1), ("uniform", 0.3), ("adaptive", 0.5)):
+        r = pick(alloc, s)
+        sys_ = r["system"]["loihi2-estimate"]
+        wiki, news = f"{r['ppl']['wikipedia']:.1f}", f"{r['ppl']['news']:.1f}"
+        label = f"{s:g}"
+        if alloc == "adaptive":
+            u = pick("uniform", s)
+            label += " (adaptive per layer)"
+            wiki += f" (uniform {u['ppl']['wikipedia']:.1f})"
+            news += f" (uniform {u['ppl']['news']:.1f})"
+        rows.append([label, wiki, news, _m(r["events_per_token"]["synaptic_ops"]),
+                     f"{sys_['energy_per_token_j'] * 1e3:.2f} mJ", f"{sys_['token_latency_s'] * 1e3:.2f} ms"])
+    return _table(["pruned (uniform)", "ppl WikiText-2", "ppl news", "synaptic ops / token", "energy / token",
+                   "latency / token"], rows)
+
+
+def _beam_rows(root: Path, rel: str = "docs/beam_search/results.json") -> list[dict]:
+    return _json(root, rel)["rows"]
+
+
+def _rouge(r: dict) -> str:
+    return f"{r['rouge1']:.2f} / {r['rouge2']:.2f} / {r['rougeLsum']:.2f}"
+
+
+def beam_summary(root: Path) -> str:
+    """README: the decoders on 500 articles (``docs/beam_search/results.json``; T = 8 is in the docs page)."""
+    rows = []
+    for r in _beam_rows(root):
+        name = r["decoder"]
+        if name.endswith("T=8"):
+            continue
+        label = {"lead-3 (extractive)": "lead-3 (extractive reference)", "beam k=4": "beam search, k = 4"}.get(
+            name, name.replace("spike beam k=4 T=", "spike beam search, k = 4, T = "))
+        ev = f"{r['events_per_token'] / 1e6:.2f} M" if "events_per_token" in r else "–"
+        saved = _pct(r["neuron_steps_saved_fraction"]) if "neuron_steps_saved_fraction" in r else "–"
+        rows.append([label, _rouge(r), ev, saved])
+    return _table(["decoder", "ROUGE-1 / 2 / Lsum", "events / generated token", "output-neuron steps saved"], rows)
+
+
+def ablation(root: Path) -> str:
+    """The ablation table, written by :func:`experiments.ablation.table` from ``docs/ablation/ablation.json``."""
+    from experiments.ablation import table
+
+    return table(_json(root, "docs/ablation/ablation.json")) + "\n"
+
+
+def ablation_md(root: Path) -> str:
+    """``docs/ablation/ablation.md``: the mixer and ablation tables as ``nmllm ablation`` writes them."""
+    from experiments.ablation import mixer_table, table
+
+    return (mixer_table(_json(root, "docs/ablation/mixers.json")) + "\n\n"
+            + table(_json(root, "docs/ablation/ablation.json")) + "\n")
+
+
+YOSYS_UNITS = ("ternary_matvec", "ternary_core", "elementwise", "neurocore_top", "spike_attention")
+
+
+def yosys(root: Path) -> str:
+    """Yosys ``synth_xilinx -family xcup`` cells per unit (``bench/results/yosys.json``)."""
+    recs = _bench(root, "yosys")
+    rows = []
+    for unit in YOSYS_UNITS:
+        mine = [r for r in recs if r["case"].split()[0] == unit]
+        if not mine:
+            continue
+        cells = {r["metric"]: r["value"] for r in mine}
+        config = mine[0]["case"][len(unit):].split("(")[0].strip()
+        rows.append([f"{unit} ({config})", *(_f(cells[k]) for k in ("LUT", "FF", "DSP", "BRAM36"))])
+    return _table(["unit (configuration)", "LUT", "FF", "DSP", "BRAM36"], rows)
+
+
+def system_370m(root: Path) -> str:
+    """370M, one decode token, on every preset (``docs/system_model/scaling.json``)."""
+    rows = [r for r in _json(root, "docs/system_model/scaling.json")["rows"] if r["model"] == "370m"]
+    cols = [r["preset"] for r in rows]
+    fmt = lambda v: _f(v) if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"  # noqa: E731
+    body = [["chips", *(str(r["chips"]) for r in rows)],
+            ["tokens/s", *(fmt(r["tokens_per_s"]) for r in rows)],
+            ["mJ/token (static share)", *(f"{fmt(r['j_per_token'] * 1e3)} ({r['energy_j']['static'] / r['j_per_token']:.0%})"
+                                          for r in rows)]]
+    return _table(["370M, one decode token", *cols], body)
+
+
+def _ratio(v: float) -> str:
+    return f"{v:.2f}×" if v < 10 else f"{v:.1f}×"
+
+
+def benchmarks(root: Path) -> str:
+    """The README's benchmark table: one line per benchmark, from ``bench/results/*.json``."""
+    rows = []
+    g = _bench(root, "golden")
+    dec = _all(g, metric="decode_tokens_per_s")
+    tok = dec[0]["value"]
+    rows.append(["`golden`", "370M shape, decode, batch 1, 1 thread", f"{tok:.1f} tokens/s ({1e3 / tok:.1f} ms)",
+                 "; ".join(f"{r['baseline']}: {r['baseline_value']:.1f} tokens/s" for r in dec),
+                 " / ".join(_ratio(r["ratio"]) for r in dec)])
+    fl = _one(g, metric="decode_ms_per_token")
+    packed = _one(g, metric="resident_bytes")["baseline_value"]
+    rows.append(["`golden`", "370M shape, bandwidth floor",
+                 f"{fl['baseline_value']:.2f} ms/token ({packed / 1e6:.0f} MB packed / "
+                 f"{packed / fl['baseline_value'] / 1e6:.1f} GB/s)", f"golden {fl['value']:.1f} ms",
+                 f"{_pct(1 / fl['ratio'], 1)} of floor speed"])
+    lay = _all(g, metric="layer_tokens_per_s", baseline="0% zero")
+    i8 = _all(g, metric="layer_tokens_per_s", baseline="int8")
+    rows.append(["`golden`", "one 370M layer at 0 / 50 / 90 % zero inputs",
+                 " / ".join(f"{r['value']:.1f}" for r in lay) + " tokens/s",
+                 f"0 % zeros; {i8[0]['baseline']}: {i8[0]['baseline_value']:.1f} tokens/s",
+                 " / ".join(_ratio(r["ratio"]) for r in lay) + "; vs int8: "
+                 + " / ".join(_ratio(r["ratio"]) for r in i8)])
+    tm = _bench(root, "ternary_matvec")
+    for base in dict.fromkeys(r["baseline"] for r in tm):
+        rs = _all(tm, baseline=base)
+        rows.append(["`ternary_matvec`", "1024×1024 at 0 / 50 / 90 % zero activations, 1 thread",
+                     " / ".join(f"{1e6 / r['value']:.0f}" for r in rs) + " µs",
+                     f"{base}: " + " / ".join(f"{1e6 / r['baseline_value']:.0f}" for r in rs) + " µs",
+                     " / ".join(_ratio(r["ratio"]) for r in rs)])
+    rs = _all(_bench(root, "rtl_sim"), metric="simulated_cycles_per_s")
+    span = lambda vals, f: f"{f(min(vals))}–{f(max(vals))}"  # noqa: E731
+    rows.append(["`rtl_sim`", f"simulated cycles/s, {len(rs)} testbenches (range)",
+                 "Verilator " + span([r["value"] for r in rs], _f), "Icarus " + span([r["baseline_value"] for r in rs], _f),
+                 span([r["ratio"] for r in rs], lambda v: f"{v:.1f}") + "×"])
+    nc = _bench(root, "neurocore")
+    cyc = {c: _one(nc, case=c, metric="cycles_per_token")["value"]
+           for c in ("tiny_d32_m64_p4 one", "bundled_d256_m640_p8", "370m_d1024")}
+    rows.append(["`neurocore`", "one layer, RTL layer top (Verilator, CYCLES register)",
+                 "tiny {} / bundled layer 0 {} / 370M {} cycles per token".format(*map(_f, cyc.values())), "", ""])
+    v = _one(nc, metric="tokens_per_s")
+    rows.append(["`neurocore`", "370M whole model on a VCK190 at 200 MHz (derived from the simulated layer)",
+                 f"{v['value']:.1f} tokens/s", f"DDR4 bandwidth floor {v['baseline_value']:.0f} tokens/s", ""])
+    ys = _bench(root, "yosys")
+    lut = lambda u, m="LUT": _one(ys, case=u + " ", metric=m)["value"]  # noqa: E731
+    rows.append(["`yosys`", "per unit (`synth_xilinx -family xcup`, an estimate, not Vivado)",
+                 f"ternary_matvec {_f(lut('ternary_matvec'))} LUT / {_f(lut('ternary_matvec', 'FF'))} FF / "
+                 f"{_f(lut('ternary_matvec', 'BRAM36'))} BRAM36; ternary_core {_f(lut('ternary_core'))} LUT; "
+                 f"elementwise {_f(lut('elementwise'))} LUT", "", ""])
+    tr = _all(_bench(root, "training"), case="1 thread")
+    rows.append(["`training`", "bundled model, 1 thread: train / eval / decode",
+                 " / ".join(_f(r["value"]) for r in tr) + " tokens/s",
+                 "plain fp32 " + " / ".join(_f(r["baseline_value"]) for r in tr),
+                 " / ".join(f"{r['ratio']:.2f}" for r in tr)])
+    ss = _bench(root, "system_sim")
+    w = [_one(ss, case=m + " on", metric="sim_wall_s_per_decode_token")["value"] for m in ("370m", "13b")]
+    rows.append(["`system_sim`", "wall time to simulate one decode token, 370M / 13B",
+                 f"{w[0]:.3f} s / {w[1]:.2f} s (goals ≤ 1 s / ≤ 30 s)", "closed-form estimate", ""])
+    cb = _one(_bench(root, "crossbar"), case="batches of 256", metric="mvms_per_s")
+    rows.append(["`crossbar`", "256×256 tile, all effects on, batches of 256", f"{_f(cb['value'])} MVMs/s",
+                 f"ideal mode {_f(cb['baseline_value'])} MVMs/s", f"{cb['ratio']:.2f}"])
+    sw = _one(_bench(root, "sweep"), case="1 worker", metric="wall_time")
+    pps = _one(_bench(root, "sweep"), case="1 worker", metric="points_per_s")["value"]
+    rows.append(["`sweep`", "1,000-point 370M system-only sweep, 1 worker", f"{sw['value']:.0f} s ({pps:.1f} points/s)",
+                 f"goal {sw['baseline_value']:.0f} s", f"{sw['ratio']:.2f}"])
+    sp = _bench(root, "spike")
+    sel = [_one(sp, metric=m) for m in ("int8 weights, dense activations: forward tokens/s",
+                                        "rate T=8 (closed form): forward tokens/s",
+                                        "bitplane T=8 (closed form): forward tokens/s")]
+    rows.append(["`spike`", "SmolLM2-135M, forward tokens/s: int8 / rate T=8 / bit-plane T=8",
+                 " / ".join(f"{r['value']:.1f}" for r in sel), f"dense fp32 {sel[0]['baseline_value']:.1f}",
+                 " / ".join(f"{r['ratio']:.2f}" for r in sel)])
+    sa = _bench(root, "spike_attention")
+    per_layer = [r for r in _all(sa, metric="cycles_per_token") if r["case"].startswith("layer")]
+    cy = [r["value"] for r in per_layer]
+    rows.append(["`spike_attention`", f"RTL unit, trained model's real spikes (head 0, {len(per_layer)} layers)",
+                 f"{_f(min(cy))}–{_f(max(cy))} cycles/token", f"no event skipping {_f(per_layer[0]['baseline_value'])}",
+                 f"{min(r['ratio'] for r in per_layer):.2f}–{max(r['ratio'] for r in per_layer):.2f}"])
+    s = _one(sa, metric="simulated_cycles_per_s")
+    rows.append(["`spike_attention`", "simulated cycles/s, dh 64 head", f"Verilator {_f(s['value'])}",
+                 f"Icarus {_f(s['baseline_value'])}", _ratio(s["ratio"])])
+    c = _one(_bench(root, "cli"), metric="wall_s")
+    rows.append(["`cli`", "`nmllm --help`, median of 5", f"{c['value']:.2f} s", f"importing the libraries "
+                 f"{c['baseline_value']:.2f} s", f"{c['ratio']:.3f}"])
+    return (_table(["benchmark", "case", "value", "baseline (same run)", "ratio"], rows) + "\n"
+            + _faster_than(tm, "`ternary_matvec` (event-driven kernel)")
+            + _faster_than(i8, "`golden`, one layer (event-driven, with its front end)") + "\n" + _machines(root))
+
+
+def _faster_than(records: list[dict], what: str) -> str:
+    """One line per baseline: at which of the cases ``what`` is faster (ratio > 1)."""
+    lines = []
+    for base in dict.fromkeys(r["baseline"] for r in records):
+        won = [re.search(r"(\d+)% zero", r["case"])[1] + " %" for r in records if r["baseline"] == base and r["ratio"] > 1]
+        name = base.split(" (")[0]
+        if name.startswith("extra, weak: "):
+            name = name[len("extra, weak: "):] + " (the weak extra)"
+        lines.append(f"- {what} is faster than {name} at "
+                     + (", ".join(won) + " zero activations" if won else "none of the measured sparsities") + ".\n")
+    return "".join(lines)
+
+
+def _machines(root: Path) -> str:
+    """Which machine, when and at what load each benchmark file was measured (from the records' provenance)."""
+    lines = []
+    for path in sorted((root / "bench" / "results").glob("*.json")):
+        p = json.loads(path.read_text())[0]["provenance"]
+        load = f", load average {p['load_average'][0]:.1f}" if p.get("load_average") else ""
+        how = " (provenance reconstructed from git)" if p.get("backfilled") else ""
+        lines.append(f"`{path.stem}` {p['date'][:10]}, {p['machine'].split(',')[0]}{load}{how}")
+    return "Measured: " + "; ".join(lines) + ".\n"
+
+
+def test_suite(root: Path) -> str:
+    """The test count and pytest time of the last ``.ci/run`` (``bench/results/test_suite.json``)."""
+    recs = _bench(root, "test_suite")
+    passed, wall = _one(recs, metric="tests_passed"), _one(recs, metric="pytest_wall_s")
+    where = ", ".join(passed["provenance"]["machine"].split(", ")[:2])
+    return (f"{_f(passed['value'])} of {_f(passed['baseline_value'])} tests passed in {_f(wall['value'])} s of pytest "
+            f"({passed['provenance']['date'][:10]}, {where}; `bench/results/test_suite.json`)\n")
+
+
+# --------------------------------------------------------------------------------------------- docs regions
+
+def scaling(root: Path) -> str:
+    """docs/system_model.md: the scaling table, by :func:`experiments.scaling.table`."""
+    from experiments.scaling import table
+
+    return table(_json(root, "docs/system_model/scaling.json")["rows"])
+
+
+def scaling_baselines(root: Path) -> str:
+    """docs/system_model.md: CPU measured, GPU analytic rooflines (``scaling.json``)."""
+    data = _json(root, "docs/system_model/scaling.json")
+    models = [c["model"] for c in data["cpu"]]
+    cpu = {c["model"]: c for c in data["cpu"]}
+
+    def gpu(name, m):
+        r = next(g for g in data["gpu_roofline"] if g["gpu"] == name and g["model"] == m and g["bytes_per_weight"] == 2.0)
+        if not r["fits"]:
+            return "does not fit (8 GB)" if name == "jetson-orin-nano" else "does not fit"
+        j = (f"{_g(r['j_per_token_min'])}–{_g(r['j_per_token_max'])}" if r["j_per_token_min"] != r["j_per_token_max"]
+             else _g(r["j_per_token_min"]))
+        return f"{_g(r['tokens_per_s'])}; {j}"
+    rows = [["PyTorch CPU, dense fp32, 1 thread, **measured** (tokens/s)",
+             *(_g(cpu[m]["tokens_per_s"]) if not cpu[m].get("skipped") else f"skipped ({cpu[m]['skipped']})" for m in models)],
+            ["same, J/token (**estimate**: RAPL not readable, 5 W per busy core)",
+             *(_g(cpu[m]["energy_per_token_j"]) if not cpu[m].get("skipped") else "–" for m in models)],
+            ["Jetson Orin Nano fp16, **analytic roofline** (tokens/s; J/token at 7–15 W)",
+             *(gpu("jetson-orin-nano", m) for m in models)],
+            ["H100 SXM fp16, **analytic roofline** (tokens/s; J/token at 700 W)", *(gpu("h100-sxm", m) for m in models)]]
+    return _table(["baseline", *(m.upper() for m in models)], rows)
+
+
+def loihi2_variants(root: Path) -> str:
+    """docs/system_model.md: 370M on ``loihi2-estimate`` with one assumption changed at a time."""
+    rows = [[v["variant"], str(v["chips"]), f"{v['tokens_per_s']:.1f}", f"{v['ms_per_token']:.1f}", f"{v['ttft_s']:.3f}",
+             f"{v['j_per_token'] * 1e3:.1f}", f"{v['dynamic_j_per_token'] * 1e3:.2f}", f"{v['power_w']:.2f}"]
+            for v in _json(root, "docs/system_model/scaling.json")["loihi2_variants"]]
+    return _table(["variant", "chips", "tokens/s", "ms/token", "TTFT 500 (s)", "mJ/token", "dynamic mJ/token",
+                   "power (W)"], rows)
+
+
+def system_sim(root: Path) -> str:
+    """docs/system_model.md: SimPy wall time per decode token (``bench/results/system_sim.json``)."""
+    recs = _bench(root, "system_sim")
+    goals = {"370m": "≤ 1 s", "13b": "≤ 30 s"}
+    rows = []
+    for r in _all(recs, metric="sim_wall_s_per_decode_token"):
+        m = re.match(r"(\S+) on \d+ x \S+, (\d+) cores, (\d+) messages", r["case"])
+        lat = _one(recs, case=r["case"], metric="simulated_token_latency_s")
+        rows.append([m[1].upper(), _f(int(m[2])), _f(int(m[3])), _g(r["value"]), goals.get(m[1], "–"), f"{lat['ratio']:.2f}"])
+    return _table(["model", "cores", "messages/token", "SimPy wall (s)", "goal", "simulated / analytic token latency"],
+                  rows)
+
+
+def sweep_bench(root: Path) -> str:
+    """docs/sweep.md: the 1,000-point sweep's wall time per worker count (``bench/results/sweep.json``)."""
+    recs = _bench(root, "sweep")
+    rows = []
+    for r in _all(recs, metric="wall_time"):
+        workers = re.search(r"(\d+) worker", r["case"])[1]
+        pps = _one(recs, case=r["case"], metric="points_per_s")["value"]
+        rows.append([workers, f"{r['value']:.1f}", f"{pps:.2f}",
+                     f"≤ {r['baseline_value']:.0f} s: {'met' if r['value'] <= r['baseline_value'] else 'missed'}"])
+    return _table(["workers", "wall time (s)", "points/s", "goal"], rows)
+
+
+def crossbar_bench(root: Path) -> str:
+    """docs/crossbar.md: every record of ``bench/results/crossbar.json``."""
+    def val(v, unit):
+        return f"{_g(v, 3)} {unit}"
+    rows = [[r["case"], val(r["value"], r["unit"]), f"{r['baseline']}: {val(r['baseline_value'], r['unit'])}",
+             _g(r["ratio"], 3)] for r in _bench(root, "crossbar")]
+    return _table(["case", "value", "baseline (same run)", "ratio"], rows)
+
+
+def crossbar_knobs(root: Path) -> str:
+    """docs/crossbar.md: one knob at a time from the base (``docs/crossbar/perplexity_sweep.json``)."""
+    data = _json(root, "docs/crossbar/perplexity_sweep.json")
+    digital = data["digital"]["token_ppl"]
+    rows = []
+    for key, label, show in (("adc_bits", "ADC bits, one-unit step (clips)", str),
+                             ("adc_bits_full_range", "ADC bits, full range (never clips)", str),
+                             ("tile", "tile (one-unit step, 8 bits)", str),
+                             ("read_noise", "read noise (σ / G per read)", lambda v: f"{v:g}"),
+                             ("stuck_at", "stuck-at rate (half on, half off)", lambda v: f"{100 * v:g} %")):
+        cells = []
+        for p in data["series"][key]["points"]:
+            ppl = data["points"][p["key"]]["token_ppl"]
+            rel = ppl / digital - 1
+            change = ("0" if abs(rel) < 5e-5 else f"×{ppl / digital:,.0f}" if rel >= 10
+                      else f"{'+' if rel > 0 else '−'}{_g(abs(100 * rel), 2)} %")
+            cells.append(f"{show(p['value'])}: {_g(ppl, 5) if ppl < 1e4 else _e(ppl, 3)} ({change})")
+        rows.append([label, " · ".join(cells)])
+    return _table(["knob", "value: token perplexity (change vs digital)"], rows)
+
+
+def pruning_sweep(root: Path) -> str:
+    """docs/pruning.md: every point of the sweep (``docs/pruning/pruning_sweep.json``)."""
+    rows, seen_unpruned = [], False
+    for r in _pruning_rows(root):
+        if not r["target"]:
+            if seen_unpruned:
+                continue  # the unpruned point heads both allocations' series
+            seen_unpruned = True
+        e, s = r["events_per_token"], r["system"]
+        rows.append([r["allocation"] if r["target"] else "none", f"{r['target']:.2f}", f"{r['ppl']['wikipedia']:.1f}",
+                     f"{r['ppl']['news']:.1f}", _f(e["synaptic_ops"]), _f(e["input_events"]),
+                     _f(e["events_to_no_synapse"]), _f(e["weight_bytes_read"] / 1e3),
+                     f"{s['loihi2-estimate']['energy_per_token_j'] * 1e3:.3f}",
+                     f"{s['loihi2-estimate']['token_latency_s'] * 1e3:.3f}", f"{s['loihi1']['energy_per_token_j'] * 1e3:.3f}"])
+    return _table(["allocation", "pruned", "ppl WikiText-2", "ppl news", "synaptic ops/token", "input events/token",
+                   "events to no synapse", "weight kB read/token", "loihi2-estimate mJ/token", "ms/token",
+                   "loihi1 mJ/token"], rows)
+
+
+PRUNING_ABLATION_ROWS = (
+    ("random", "synapse", True, "random", "synapse (per-output balanced)"),
+    ("activation", "synapse", True, "activation: `rms(x_i)` only", "synapse (balanced)"),
+    ("magnitude", "synapse", True, "magnitude: latent `|w|` only", "synapse (balanced)"),
+    ("wanda", "synapse", True, "**wanda: latent `|w|`·`rms(x_i)`**", "synapse (balanced)"),
+    ("wanda", "synapse", False, "wanda", "synapse, one threshold per layer (unbalanced)"),
+    ("wanda", "input", True, "wanda", "input neurons (whole fan-out)"),
+    ("wanda", "output", True, "wanda (`rms(acc_o)` for outputs)", "output neurons (whole fan-in)"),
+)
+
+
+def pruning_ablation(root: Path) -> str:
+    """docs/pruning.md: saliency x granularity (``docs/pruning/pruning_ablation.json``)."""
+    data = _json(root, "docs/pruning/pruning_ablation.json")["rows"]
+    levels = sorted({r["sparsity"] for r in data if r["sparsity"]})
+    rows = []
+    for sal, gran, bal, label, glabel in PRUNING_ABLATION_ROWS:
+        got = {r["sparsity"]: r["ppl"] for r in data
+               if (r["saliency"], r["granularity"], r.get("balance_rows", True)) == (sal, gran, bal)}
+        cells = [f"{got[s]:.1f}" if s in got else "not run" for s in levels]
+        if label.startswith("**"):
+            cells = [f"**{c}**" for c in cells]
+        rows.append([label, glabel, *cells])
+    return _table(["saliency", "granularity", *(f"s = {_g(s)}" for s in levels)], rows)
+
+
+DOMAIN_STEPS = {
+    "unpruned": "unpruned",
+    "calibrated on wikipedia": "pruned, calibrated on Wikipedia",
+    "updated on news, ema 0.5": "`update(news stats, ema=0.5)`",
+    "updated on news, ema 1": "`update(news stats, ema=1)` (= calibrated on news)",
+    "budget 0.1: fitted on wikipedia": "budget 10%, fitted on Wikipedia calibration",
+    "budget 0.1: news blended in (ema 0.5)": "news statistics blended in (ema 0.5), same sparsity",
+    "budget 0.1: re-fitted on news": "budget 10%, re-fitted on news calibration",
+}
+
+
+def pruning_domain_shift(root: Path) -> str:
+    """docs/pruning.md: the domain-shift steps (``pruning_sweep.json`` ``domain_shift``)."""
+    rows = []
+    for st in _json(root, "docs/pruning/pruning_sweep.json")["domain_shift"]["steps"]:
+        swap = f"{_f(st['restored'])} restored / {_f(st['newly_pruned'])} pruned" if "restored" in st else ""
+        rows.append([DOMAIN_STEPS.get(st["step"], st["step"]), f"{st['sparsity']:.3f}" if st["sparsity"] else "0",
+                     f"{st['ppl']['wikipedia']:.1f}", f"{st['ppl']['news']:.1f}", swap])
+    return _table(["step", "sparsity", "ppl WikiText-2", "ppl news", "synapses swapped"], rows)
+
+
+def _decoder_rows(rows: list[dict], full: bool) -> list[list[str]]:
+    out = []
+    for r in rows:
+        cells = [r["decoder"], f"{r['rouge1']:.2f}", f"{r['rouge2']:.2f}", f"{r['rougeLsum']:.2f}"]
+        if "generated_tokens" not in r:
+            out.append(cells + [""] * (5 if full else 2))
+            continue
+        cells.append(f"{r['mean_log_prob_per_token']:.3f}".replace("-", "−"))
+        if full:
+            spikes = (f"{_f(r['output_spikes_per_token'])} + {_f(r['compare_events_per_token'])}"
+                      if "output_spikes_per_token" in r else "0")
+            cells += [f"{r['forward_steps_per_token']:.3f}", _e(r["model_synaptic_ops_per_token"]), spikes]
+        cells.append(_e(r["events_per_token"]))
+        out.append(cells)
+    return out
+
+
+def beam_search(root: Path) -> str:
+    """docs/beam_search.md: every decoder on the 500 articles (``docs/beam_search/results.json``)."""
+    return _table(["decoder", "R-1", "R-2", "R-Lsum", "log p / token", "forward steps / token", "synaptic ops / token",
+                   "output spikes + compares / token", "events / token"], _decoder_rows(_beam_rows(root), True))
+
+
+def beam_early_termination(root: Path) -> str:
+    """docs/beam_search.md: what early termination saves per T (``docs/beam_search/results.json``)."""
+    rows = [[r["decoder"].rsplit("T=", 1)[1], _f(r["output_neuron_updates_per_token"]),
+             _f(r["neuron_steps_saved_per_token"]), _pct(r["neuron_steps_saved_fraction"], 1),
+             _f(r["bound_checks_per_token"]),
+             f"{r['forward_steps_saved_per_token']:.3f} ({_pct(r['forward_steps_saved_fraction'], 1)})"]
+            for r in _beam_rows(root) if "neuron_steps_saved_per_token" in r]
+    return _table(["T", "neuron updates run / token", "neuron steps saved / token", "saved fraction",
+                   "bound checks / token", "forward steps saved / token"], rows)
+
+
+def beam_cue(root: Path) -> str:
+    """docs/beam_search.md: the decoders with the cue ``"\\nIn summary,"`` (``cue_in_summary/results.json``)."""
+    return _table(["decoder", "R-1", "R-2", "R-Lsum", "log p / token", "events / token"],
+                  _decoder_rows(_beam_rows(root, "docs/beam_search/cue_in_summary/results.json"), False))
+
+
+def spike_speed(root: Path) -> str:
+    """docs/spike_conversion.md: SmolLM2 forward tokens/s per coding (``bench/results/spike.json``)."""
+    rows = [[r["metric"].replace(": forward tokens/s", "").replace("dense forward tokens/s", "dense float32"),
+             f"{r['value']:.1f}", f"{r['ratio']:.2f}"] for r in _bench(root, "spike")]
+    return _table(["case", "forward tokens/s", "vs dense"], rows)
+
+
+#: Region name -> function of the repository root returning the region's Markdown.
+REGIONS = {
+    "bundled-perplexity": bundled_perplexity,
+    "mixers": mixers,
+    "pruning-summary": pruning_summary,
+    "beam-summary": beam_summary,
+    "ablation": ablation,
+    "yosys": yosys,
+    "system-370m": system_370m,
+    "benchmarks": benchmarks,
+    "test-suite": test_suite,
+    "scaling": scaling,
+    "scaling-baselines": scaling_baselines,
+    "loihi2-variants": loihi2_variants,
+    "system-sim": system_sim,
+    "sweep-bench": sweep_bench,
+    "crossbar-bench": crossbar_bench,
+    "crossbar-knobs": crossbar_knobs,
+    "pruning-sweep": pruning_sweep,
+    "pruning-ablation": pruning_ablation,
+    "pruning-domain-shift": pruning_domain_shift,
+    "beam-search": beam_search,
+    "beam-early-termination": beam_early_termination,
+    "beam-cue": beam_cue,
+    "spike-speed": spike_speed,
+}
+
+#: Pages generated whole (relative path -> function of the repository root).
+FILES = {"docs/ablation/ablation.md": ablation_md, "docs/system_model/scaling_table.md": scaling}
+
+
+# ------------------------------------------------------------------------------------------------ the command
+
+def pages(root: Path) -> list[Path]:
+    """README.md and every Markdown page under docs/."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def unmarked_tables(text: str) -> list[tuple[int, str]]:
+    """``(line number, header line)`` of every Markdown table outside generated regions with a digit in its body."""
+    found, inside, i = [], 0, 0
+    lines = text.split("\n")
+    while i < len(lines):
+        m = OPEN.fullmatch(lines[i].strip())
+        if m:
+            inside += -1 if m[1] else 1
+        if not inside and lines[i].startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+",
+                                                                                                lines[i + 1].strip()):
+            j = i + 2
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            if any(re.search(r"\d", ln) for ln in lines[i + 2:j]):
+                found.append((i + 1, lines[i]))
+            i = j
+            continue
+        i += 1
+    return found
+
+
+class RegionError(RuntimeError):
+    """A region whose records are missing or do not hold what its function reads."""
+
+
+def _body(name: str, fn, root: Path, where: str) -> str:
+    try:
+        return fn(root)
+    except (OSError, ValueError, KeyError, IndexError, StopIteration, TypeError) as exc:
+        raise RegionError(f"{where}: region {name!r} cannot be written: {type(exc).__name__}: {exc}") from exc
+
+
+def render(text: str, root: Path, where: str = "") -> tuple[str, list[str], list[str]]:
+    """``text`` with every region regenerated, the names of the regions that changed, and the errors of the regions
+    that cannot be written (left as they are)."""
+    opened = OPEN.findall(text)
+    names = [n for close, n in opened if not close]
+    if len(opened) != 2 * len(names) or len(MARKER.findall(text)) != len(names):
+        raise ValueError(f"{where}: unbalanced nmllm-docs markers; each <!-- nmllm-docs:NAME --> needs its "
+                         "<!-- /nmllm-docs:NAME --> on a later line")
+    unknown = sorted(set(names) - set(REGIONS))
+    if unknown:
+        raise ValueError(f"{where}: unknown region {unknown[0]!r}; known: {', '.join(REGIONS)}")
+    changed, errors = [], []
+
+    def sub(m: re.Match) -> str:
+        name = m[1]
+        try:
+            body = _body(name, REGIONS[name], root, where)
+        except RegionError as exc:
+            errors.append(str(exc))
+            return m[0]
+        if body != m[2]:
+            changed.append(f"{where}:{name}")
+        return f"<!-- nmllm-docs:{name} -->\n{body}<!-- /nmllm-docs:{name} -->"
+    return MARKER.sub(sub, text), changed, errors
+
+
+def _outputs(root: Path) -> tuple[list[tuple[Path, str, list[str]]], list[str]]:
+    """``(page, new text, changed regions)`` for every page and generated file, and the errors of the regions and
+    files that cannot be written."""
+    out, errors = [], []
+    for page in pages(root):
+        rel = str(page.relative_to(root))
+        if rel in FILES:
+            continue
+        new, changed, errs = render(page.read_text(), root, rel)
+        out.append((page, new, changed))
+        errors += errs
+    for rel, fn in FILES.items():
+        page = root / rel
+        try:
+            new = _body(rel, fn, root, rel)
+        except RegionError as exc:
+            errors.append(str(exc))
+            continue
+        old = page.read_text() if page.is_file() else None
+        out.append((page, new, [rel] if new != old else []))
+    return out, errors
+
+
+def check(root: Path = ROOT) -> list[str]:
+    """What differs from what :func:`write` would write: the stale regions and files, then every region or file
+    that cannot be written (with why)."""
+    out, errors = _outputs(root)
+    return [name for _, _, changed in out for name in changed] + errors
+
+
+def write(root: Path = ROOT) -> tuple[list[str], list[str]]:
+    """Rewrite every region and generated file that can be written (atomically, page by page); return what
+    changed and the errors of the pages that could not be written."""
+    out, errors = _outputs(root)
+    done = []
+    for page, new, changed in out:
+        if changed:
+            tmp = page.with_name(page.name + ".tmp")
+            tmp.write_text(new)
+            os.replace(tmp, page)
+            done += changed
+    return done, errors
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    if not (root / "README.md").is_file():
+        raise FileNotFoundError(f"{root}/README.md not found; run from the repository or pass --root")
+    if args.check:
+        stale = check(root)
+        for name in stale:
+            print(f"stale: {name}" if " cannot be written" not in name else f"error: {name}", file=sys.stderr)
+        if stale:
+            print(f"{len(stale)} generated region(s) differ from their records; run `nmllm docs` and commit the result",
+                  file=sys.stderr)
+            return 1
+        print("every generated region matches its records")
+        return 0
+    changed, errors = write(root)
+    print("\n".join(f"wrote {name}" for name in changed) or "nothing to update")
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def register(subparsers) -> None:
+    """Add ``docs``."""
+    p = subparsers.add_parser("docs", help="write every generated table of README.md and docs/ from the JSON records",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 naming every region whose text differs from its records")
+    p.add_argument("--root", default=str(ROOT), help="repository root (default: this checkout)")
+    p.set_defaults(func=_cmd)
