@@ -124,7 +124,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
     from models.mmfree.checkpoint import load_checkpoint
     from models.eval.perplexity import default_data_path
     from models.program.integer_program import IntegerProgram
-    from models.pruning.budget import probe_sensitivity
+    from models.pruning.budget import calibration_nll, check_probes, probe_projection
     from models.pruning.pruner import ALLOCATIONS, Sensitivity, SynapticPruner, check_choice, check_sparsity
     from models.pruning.stats import check_ema, gather_stats, latent_magnitudes
     from models.text.sources import heldout_corpus_text, news_text, token_windows
@@ -184,11 +184,13 @@ def run_sweep(args: argparse.Namespace) -> dict:
     uniform = SynapticPruner(program, stats["wikipedia"], 0.0, **kw)
     sens = None
     if "adaptive" in allocations or not args.no_shift:
-        if "sensitivity" not in res:
-            log(f"prune: probing each projection's sensitivity at {args.probes} ({2 * len(uniform.names)} runs)")
-            res.put("sensitivity", probe_sensitivity(uniform, calib["wikipedia"], probes=tuple(args.probes),
-                                                     progress=not args.no_progress).to_dict())
-        sens = Sensitivity(probes=tuple(res["sensitivity"]["probes"]), rise=res["sensitivity"]["rise"])
+        probes = check_probes(args.probes)
+        log(f"prune: probing each projection's sensitivity at {args.probes} ({2 * len(uniform.names)} runs)")
+        if "probe base" not in res:
+            res.put("probe base", calibration_nll(program, calib["wikipedia"]))
+        for n in res.pending([f"probe {n}" for n in uniform.names], "sensitivity", "proj", not args.no_progress):
+            res.put(n, probe_projection(uniform, n.removeprefix("probe "), calib["wikipedia"], probes, res["probe base"]))
+        sens = Sensitivity(probes=probes, rise={n: tuple(res[f"probe {n}"]) for n in uniform.names})
     pruners = {"uniform": uniform}
     if sens is not None:
         pruners["adaptive"] = SynapticPruner(program, stats["wikipedia"], 0.0, allocation="adaptive",

@@ -140,12 +140,28 @@ def test_prune_sigkill_then_resume_equals_uninterrupted_run(tiny_ckpt, prune_ref
     out = tmp_path / "run"
     argv = _prune_argv(tiny_ckpt, out)
     stored = _kill_after_first_point(argv, out / "pruning_sweep.partial.json", "sweep ")
-    assert "sensitivity" in stored and len(stored) < 2 + 5 + 7 and not (out / "pruning_sweep.json").exists()
-    probes = _count_calls(monkeypatch, budget, "probe_sensitivity")
+    assert "probe base" in stored and 1 <= sum(k.startswith("sweep ") for k in stored) < 5
+    assert not (out / "pruning_sweep.json").exists()
+    probes = _count_calls(monkeypatch, budget, "probe_projection")
     assert main(argv + ["--no-progress"]) == 0
     assert probes == []                                     # the stored sensitivities are not probed again
     assert _strip(json.loads((out / "pruning_sweep.json").read_text())) == _strip(prune_reference)
     assert not (out / "pruning_sweep.partial.json").exists()
+
+
+@pytest.mark.slow
+def test_prune_killed_while_probing_resumes_at_the_next_projection(tiny_ckpt, prune_reference, tmp_path, monkeypatch):
+    import models.pruning.budget as budget
+
+    out = tmp_path / "run"
+    argv = _prune_argv(tiny_ckpt, out)
+    stored = _kill_after_first_point(argv, out / "pruning_sweep.partial.json", "probe base")
+    done = sum(k.startswith("probe ") and k != "probe base" for k in stored)
+    probes = _count_calls(monkeypatch, budget, "probe_projection")
+    assert main(argv + ["--no-progress"]) == 0
+    names = [k for k in prune_reference["sensitivity"]["rise"]]
+    assert len(probes) == len(names) - done                  # only the projections not stored are probed
+    assert _strip(json.loads((out / "pruning_sweep.json").read_text())) == _strip(prune_reference)
 
 
 @pytest.mark.slow

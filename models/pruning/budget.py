@@ -13,7 +13,7 @@ from models.program.integer_program import IntegerProgram
 from models.pruning.pruner import Sensitivity, SynapticPruner, check_sparsity, with_codes
 from models.pruning.stats import as_windows, get_projection
 
-__all__ = ["calibration_nll", "probe_sensitivity", "fit_budget"]
+__all__ = ["calibration_nll", "check_probes", "probe_projection", "probe_sensitivity", "fit_budget"]
 
 
 def calibration_nll(program: IntegerProgram, windows, batch_size: int = 8) -> float:
@@ -43,29 +43,37 @@ def calibration_nll(program: IntegerProgram, windows, batch_size: int = 8) -> fl
     return total / count
 
 
+def check_probes(probes) -> tuple[float, float]:
+    """The two probe sparsities ``0 < p1 < p2 < 1`` of a sensitivity fit (ValueError otherwise)."""
+    p1, p2 = (check_sparsity(p, "probe") for p in probes)
+    if not 0.0 < p1 < p2:
+        raise ValueError(f"probes must be two sparsities 0 < p1 < p2 < 1, got {probes!r}")
+    return p1, p2
+
+
+def probe_projection(pruner: SynapticPruner, name: str, windows, probes: tuple[float, float],
+                     base_nll: float) -> tuple[float, float]:
+    """Rise of the calibration NLL over ``base_nll`` when projection ``name`` alone is pruned at each probe."""
+    rise = []
+    for p in check_probes(probes):
+        mask, _ = pruner._select(name, p)
+        c = get_projection(pruner.program, name).codes.copy()
+        c[mask] = 0
+        rise.append(calibration_nll(with_codes(pruner.program, {name: c}), windows) - base_nll)
+    return rise[0], rise[1]
+
+
 def probe_sensitivity(pruner: SynapticPruner, windows, probes: tuple[float, float] = (0.3, 0.6),
                       progress: bool = False) -> Sensitivity:
     """Rise of the calibration NLL (nats per token) when each projection alone is pruned at each of the
     two ``probes`` sparsities with ``pruner``'s saliency, granularity and essential mask."""
-    p1, p2 = (check_sparsity(p, "probe") for p in probes)
-    if not 0.0 < p1 < p2:
-        raise ValueError(f"probes must be two sparsities 0 < p1 < p2 < 1, got {probes!r}")
-    program = pruner.program
-    base = calibration_nll(program, windows)
+    probes = check_probes(probes)
+    base = calibration_nll(pruner.program, windows)
     it: Iterable[str] = pruner.names
     if progress:
         from tqdm import tqdm
         it = tqdm(pruner.names, desc="sensitivity", unit="proj", dynamic_ncols=True)
-    rise = {}
-    for n in it:
-        d = []
-        for p in (p1, p2):
-            mask, _ = pruner._select(n, p)
-            c = get_projection(program, n).codes.copy()
-            c[mask] = 0
-            d.append(calibration_nll(with_codes(program, {n: c}), windows) - base)
-        rise[n] = tuple(d)
-    return Sensitivity(probes=(p1, p2), rise=rise)
+    return Sensitivity(probes=probes, rise={n: probe_projection(pruner, n, windows, probes, base) for n in it})
 
 
 def fit_budget(pruner: SynapticPruner, windows, budget: float, tol: float = 0.01, base_nll: Optional[float] = None,

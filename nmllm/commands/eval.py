@@ -32,10 +32,12 @@ def _load_hf(args, progress: bool):
 
 
 def _write(r: dict, args) -> None:
-    out = json.dumps(r, indent=1)
-    print(out)
+    """Print the result (without per-article detail); with ``--json`` also write it whole, with the provenance
+    taken when the command started."""
+    print(json.dumps({k: v for k, v in r.items() if k != "articles"}, indent=1))
     if args.json:
-        Path(args.json).write_text(out + "\n")
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({**r, "provenance": args.provenance}, indent=1) + "\n")
 
 
 def _perplexity_mmfree(args, data: Path, text: str) -> int:
@@ -94,9 +96,11 @@ def _read_data(args) -> tuple[Path, str]:
 def _perplexity(args) -> int:
     """A MatMul-free checkpoint through ``--engine``; a Hugging Face model dense or spike-converted.
     Options, the model reference and the text are checked before anything loads."""
+    from experiments.provenance import provenance
     from models.eval.options import check_options
 
     check_options(**vars(args))
+    args.provenance = provenance()
     from models.transformer.loader import is_hf_ref, resolve
 
     if is_hf_ref(args.model):
@@ -114,9 +118,11 @@ def _perplexity(args) -> int:
 
 
 def _rouge(args) -> int:
+    from experiments.provenance import provenance
     from models.eval.options import check_options
 
     check_options(**vars(args))
+    args.provenance = provenance()
     import torch
 
     from models.eval.rouge import default_data_path, evaluate_rouge, load_pairs
@@ -136,11 +142,7 @@ def _rouge(args) -> int:
         ev = sm.events_per_token()
         r["events_per_token"] = ev["total"]
         r["event_tokens"] = ev["tokens"]
-    articles = r.pop("articles")
-    print(json.dumps(r, indent=1))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({**r, "articles": articles}, indent=1) + "\n")
+    _write(r, args)
     return 0
 
 
