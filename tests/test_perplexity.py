@@ -116,6 +116,8 @@ def test_model_and_cli(tok, tmp_path, capsys):
                               "--window", "16", "--stride", "8", "--no-progress", "--json", str(tmp_path / "r.json")])
     assert args.func(args) == 0
     out = json.loads((tmp_path / "r.json").read_text())
+    provenance = out.pop("provenance")                         # the file carries where it came from
+    assert provenance["command"] and provenance["git_sha"] and "torch" in provenance["packages"]
     assert json.loads(capsys.readouterr().out) == out
     assert out["token_ppl"] == pytest.approx(direct["token_ppl"], rel=1e-9)
     assert out["view"] == "float-qat" and out["words"] == len(text.split())
