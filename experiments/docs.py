@@ -112,6 +112,31 @@ def bundled_perplexity(root: Path) -> str:
     return head + _table(["executor", "token ppl", "word ppl", "bits/byte"], rows)
 
 
+def headline(root: Path) -> str:
+    """The README's headline: quality, bit-exactness and cost per token, each from its record."""
+    ppl = {e: _json(root, f"models/bundled/perplexity_wikitext2_test{s}.json")
+           for e, s in (("float", ""), ("integer", "_integer"), ("golden", "_golden"))}
+    same = "identical total NLL" if ppl["golden"]["nll"] == ppl["integer"]["nll"] else "total NLL DIFFERS"
+    rows = [["bundled MatMul-free LM (5.9 M), WikiText-2 test token perplexity: float / integer program / golden model",
+             f"{ppl['float']['token_ppl']:.2f} / {ppl['integer']['token_ppl']:.2f} / {ppl['golden']['token_ppl']:.2f} "
+             f"({same})", "`models/bundled/perplexity_wikitext2_test*.json`"]]
+    dense = root / "docs/spike_conversion/ppl_dense_full.json"
+    if dense.is_file():
+        d = json.loads(dense.read_text())
+        rows.append([f"SmolLM2-135M dense, WikiText-2 test token perplexity ({_f(d['tokens'])} tokens)",
+                     f"{d['token_ppl']:.2f}", "`docs/spike_conversion/ppl_dense_full.json`"])
+    rtl = _bench(root, "rtl_sim")
+    units = sorted({r["case"].split()[0] for r in rtl if r["metric"] == "simulated_cycles_per_s"})
+    rows.append(["RTL units checked word for word against the golden model on Verilator and Icarus",
+                 ", ".join(units), "`bench/results/rtl_sim.json`"])
+    for r in _json(root, "docs/system_model/scaling.json")["rows"]:
+        if r["model"] == "370m" and r["preset"] in ("loihi1", "loihi2-estimate"):
+            label = " (estimated constants)" if "estimate" in r["preset"] else " (published constants)"
+            rows.append([f"370M shape on {r['chips']} x {r['preset']}{label}, system model: tokens/s, mJ/token",
+                         f"{r['tokens_per_s']:.1f}, {r['j_per_token'] * 1e3:.1f}", "`docs/system_model/scaling.json`"])
+    return _table(["what", "measured", "record"], rows)
+
+
 def mixers(root: Path) -> str:
     """MLGRU vs spike attention at equal budget: training log, full-test perplexity, events, system model."""
     mix = {r["row"]: r for r in _json(root, "docs/ablation/mixers.json")["rows"]}
@@ -564,6 +589,7 @@ def spike_speed(root: Path) -> str:
 
 #: Region name -> function of the repository root returning the region's Markdown.
 REGIONS = {
+    "headline": headline,
     "bundled-perplexity": bundled_perplexity,
     "mixers": mixers,
     "pruning-summary": pruning_summary,

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))  # bench/ is not an installed package
 
 #: Tables with numbers that are not results (page, header line prefix).
 NOT_RESULTS = {
-    ("README.md", "| item | rule |"): "the number-format spec",
+    ("docs/mmfree.md", "| item | rule |"): "the number-format spec",
     ("README.md", "| path | holds |"): "the layout",
     ("docs/system_model.md", "| preset | what | sources |"): "what each preset is and where its constants come from",
     ("docs/spike_conversion.md", "| coding | spikes per value |"): "definitions of the spike codings",
@@ -31,7 +31,7 @@ RTL = ("bench/results/rtl_sim.json", "vectors_passed",
 #: Results tables whose record is not committed yet: (page, header prefix) -> (the record file they wait for, the
 #: metric in it or None, why). When the record appears, the table must become a generated region (a test says so).
 NO_RECORD_YET = {
-    ("README.md", "| point | perplexity | synaptic ops/token |"): (SPIKE + "grid.json", None, SMOLLM),
+    ("docs/spike_conversion.md", "| point | perplexity | synaptic ops/token |"): (SPIKE + "grid.json", None, SMOLLM),
     ("docs/spike_conversion.md", "| model | token ppl | word ppl |"): (SPIKE + "full_test.json", None, SMOLLM),
     ("docs/spike_conversion.md", "| point | T | token ppl |"): (SPIKE + "grid.json", None, SMOLLM),
     ("docs/spike_conversion.md", "| model | ROUGE-1 | ROUGE-2 |"): (SPIKE + "rouge.json", None, SMOLLM),
@@ -46,7 +46,7 @@ NO_RECORD_YET = {
          "perplexity_sweep.json stores the cheapest setting's token report, not the base's"),
     ("docs/crossbar.md", "| setting | MVM | DAC |"):
         ("docs/crossbar/mvm_cost.json", None, "costs.mvm_cost per setting is not stored"),
-    ("README.md", "| unit | config | vectors / words checked |"): RTL,
+    ("docs/rtl.md", "| unit | config | vectors / words checked |"): RTL,
     ("docs/spike_attention.md", "| configuration | simulator | tokens | simulated cycles |"): RTL,
     ("docs/pruning.md", "| s | lm_head | L0 i/f/g/o |"):
         ("docs/pruning/layer_sparsity.json", None,
@@ -83,14 +83,14 @@ def test_committed_docs_match_their_records():
 def test_check_names_an_edited_cell_and_docs_restores_it(tmp_path, capsys):
     _copy_records(tmp_path)
     before = docs.check(tmp_path)  # what the committed tree already reports (empty when the drift test passes)
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "docs" / "mmfree.md"
     text = readme.read_text()
     start = text.index("<!-- nmllm-docs:bundled-perplexity -->")
     cell = text.index("| 181.59 |", start)
     readme.write_text(text[:cell] + "| 181.60 |" + text[cell + len("| 181.59 |"):])
-    assert sorted(docs.check(tmp_path)) == sorted(before + ["README.md:bundled-perplexity"])
+    assert sorted(docs.check(tmp_path)) == sorted(before + ["docs/mmfree.md:bundled-perplexity"])
     assert _cli(["docs", "--check", "--root", str(tmp_path)]) == 1
-    assert "stale: README.md:bundled-perplexity" in capsys.readouterr().err
+    assert "stale: docs/mmfree.md:bundled-perplexity" in capsys.readouterr().err
     _cli(["docs", "--root", str(tmp_path)])
     assert readme.read_text() == text
     assert docs.check(tmp_path) == before
@@ -104,7 +104,7 @@ def test_check_names_a_region_whose_record_changed(tmp_path):
     recs = json.loads(path.read_text())
     recs[0]["value"] *= 2
     path.write_text(json.dumps(recs))
-    assert sorted(docs.check(tmp_path)) == sorted(before + ["README.md:benchmarks"])
+    assert sorted(docs.check(tmp_path)) == sorted(before + ["docs/benchmarks.md:benchmarks"])
 
 
 @pytest.mark.parametrize("text, message", [
