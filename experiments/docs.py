@@ -132,7 +132,8 @@ def headline(root: Path) -> str:
     for r in _json(root, "docs/system_model/scaling.json")["rows"]:
         if r["model"] == "370m" and r["preset"] in ("loihi1", "loihi2-estimate"):
             label = " (estimated constants)" if "estimate" in r["preset"] else " (published constants)"
-            rows.append([f"370M shape on {r['chips']} x {r['preset']}{label}, system model: tokens/s, mJ/token",
+            rows.append([f"370M shape on {r['chips']} x {r['preset']}{label}, system model on assumed activity: "
+                         "tokens/s, mJ/token",
                          f"{r['tokens_per_s']:.1f}, {r['j_per_token'] * 1e3:.1f}", "`docs/system_model/scaling.json`"])
     return _table(["what", "measured", "record"], rows)
 
