@@ -230,17 +230,9 @@ def test_decode_sigkill_then_resume_equals_uninterrupted_run(tiny_ckpt, tmp_path
 # ------------------------------------------------------------------------------------ nmllm spike study
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory):
-    from test_spike_convert import VOCAB, tiny_tokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from test_spike_convert import save_tiny_llama
 
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
-                      tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    d = tmp_path_factory.mktemp("tiny_llama")
-    LlamaForCausalLM(cfg).save_pretrained(d)
-    tiny_tokenizer().save_pretrained(d)
-    return d
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny_llama"), hidden=32, layers=1, heads=2, kv_heads=1)
 
 
 def _study_argv(model: Path, out: Path, tmp: Path, points: str, *extra: str) -> list[str]:

@@ -46,17 +46,20 @@ def tiny_tokenizer():
                                    chat_template=CHAT)
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
+def save_tiny_llama(d, hidden: int, layers: int, heads: int, kv_heads: int):
+    """A seeded random Llama (``hidden`` wide, ``layers`` deep) with :func:`tiny_tokenizer`, saved in ``d``."""
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=128,
                       tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    model = LlamaForCausalLM(cfg)
-    d = tmp_path_factory.mktemp("tiny_llama")
-    model.save_pretrained(d)
+    LlamaForCausalLM(cfg).save_pretrained(d)
     tiny_tokenizer().save_pretrained(d)
     return d
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny_llama"), hidden=48, layers=2, heads=4, kv_heads=2)
 
 
 @pytest.fixture(scope="module")
