@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.provenance import provenance
+from experiments.resume import write_json
 from models.transformer.calibration import get_calibration
 
 __all__ = ["add_error_arguments", "plot_errors", "run_error_analysis"]
@@ -123,8 +125,8 @@ def run_error_analysis(args: argparse.Namespace) -> int:
                 "ppl_tokens": args.max_tokens})
 
     def save():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=1) + "\n")
+        res["provenance"] = provenance()
+        write_json(out, res)
 
     t0 = time.perf_counter()
     if "similarity" not in res:

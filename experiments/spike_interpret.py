@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+from experiments.provenance import provenance
+from experiments.resume import write_json
 from models.transformer.calibration import get_calibration
 
 __all__ = ["add_interpret_arguments", "plot_interpret", "run_interpret"]
@@ -79,9 +81,8 @@ def run_interpret(args: argparse.Namespace) -> int:
     sm = convert(model, calibration=calib, coding=args.coding, timesteps=args.timesteps, thresholds=args.thresholds)
     res = interpret(sm, tok, sentences, top_k=args.top_k, seed=args.seed, progress=not args.no_progress)
     res.update({"model": args.model, "coding": args.coding, "timesteps": args.timesteps, "thresholds": args.thresholds})
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1) + "\n")
+    res["provenance"] = provenance()
+    write_json(Path(args.out), res)
     if args.plot_dir:
         for p in plot_interpret(res, Path(args.plot_dir)):
             print(p)

@@ -27,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+from experiments.provenance import provenance
 from experiments.resume import Results
 from experiments.spike_errors import add_error_arguments, run_error_analysis
 from experiments.spike_interpret import add_interpret_arguments, run_interpret
@@ -111,6 +112,7 @@ def study(args: argparse.Namespace) -> int:
                 rec["events_per_token"] = ev["total"]
                 rec["events_per_layer"] = ev["layers"]
             rec["describe"] = sm.describe() if key != "dense" else {"coding": "dense float32"}
+            rec["provenance"] = provenance()
             rec = res.put(key, rec)
             print(f"{key:>16}: token ppl {r['token_ppl']:.3f}  "
                   f"{rec.get('events_per_token', {}).get('synaptic_ops', float('nan')):.4g} syn ops/token", file=sys.stderr)
@@ -122,6 +124,7 @@ def study(args: argparse.Namespace) -> int:
             rec["rouge"] = {k: rr[k] for k in ("rouge1", "rouge2", "rougeLsum", "n_articles", "seconds",
                                                "generated_tokens", "prompt_tokens")}
             rec["rouge_summaries"] = [a["summary"] for a in rr["articles"]]
+            rec["rouge_provenance"] = provenance()
             res.put(key, rec)
             print(f"{key:>16}: ROUGE-1/2/Lsum {rr['rouge1']:.2f}/{rr['rouge2']:.2f}/{rr['rougeLsum']:.2f}", file=sys.stderr)
         sm.set_dense(False)

@@ -124,7 +124,10 @@ def test_model_and_cli(tok, tmp_path, capsys):
     assert 1 < out["token_ppl"] < 2 * 400  # an untrained model is near uniform
 
 
-def test_an_interrupted_run_resumes_to_the_same_sums(tmp_path):
+def test_an_interrupted_run_resumes_to_the_same_sums(tmp_path, monkeypatch):
+    import models.eval.perplexity as perplexity
+
+    monkeypatch.setattr(perplexity, "SAVE_EVERY_S", 0.0)
     torch.manual_seed(0)
     table = torch.randn(50, 50)
 
@@ -143,8 +146,7 @@ def test_an_interrupted_run_resumes_to_the_same_sums(tmp_path):
 
     state = tmp_path / "run.json"
     with pytest.raises(KeyboardInterrupt):
-        sequence_nll(dies_after_three_batches, ids, window=64, stride=32, batch_size=2, resume_file=state,
-                     save_every_s=0.0)
+        sequence_nll(dies_after_three_batches, ids, window=64, stride=32, batch_size=2, resume_file=state)
     assert json.loads(state.read_text())["window"] == 6          # three batches of two windows were saved
     resumed = sequence_nll(bigram, ids, window=64, stride=32, batch_size=2, resume_file=state)
     assert resumed["nll"] == whole["nll"] and resumed["tokens"] == whole["tokens"]

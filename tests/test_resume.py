@@ -22,7 +22,7 @@ from experiments.resume import Results, write_json
 from nmllm.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-WALL_CLOCK = ("wall_s", "seconds", "forward_tok_per_s")
+WALL_CLOCK = ("wall_s", "seconds", "forward_tok_per_s", "scored_tok_per_s")
 
 
 def _strip(obj):
@@ -276,6 +276,50 @@ def test_spike_study_is_bound_to_its_settings_and_written_atomically(tiny_llama,
     done = json.loads(out.read_text())
     assert set(done["points"]) == {"dense", "int8", "rate:2", "rate:4", "bitplane:2"}
     assert all(done["points"][k] == first["points"][k] for k in first["points"])   # resumed, not measured again
+
+
+@pytest.mark.parametrize("what", ["rouge", "perplexity"])
+def test_eval_of_a_spiking_model_interrupted_then_resumed_equals_one_run(what, tiny_llama, tmp_path, monkeypatch,
+                                                                        capsys):
+    """A kill mid-run (raised at the third article / second batch) and a resume give the scores and the event
+    counts of an uninterrupted run; another conversion is refused on the same resume file."""
+    import models.eval.perplexity as perplexity
+    import models.eval.rouge as rouge
+    from models.text.corpus import data_root
+
+    text = tmp_path / "wiki.txt"
+    text.write_text((data_root() / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")[:3000])
+    common = ["--model", str(tiny_llama), "--spike-coding", "rate", "--timesteps", "2", "--calib-tokens", "64",
+              "--calib-cache", str(tmp_path / "calib.pt"), "--threads", "1", "--no-progress"]
+    if what == "rouge":
+        common = ["eval", "rouge", "--n-articles", "4", "--max-new-tokens", "3", "--max-article-tokens", "16", *common]
+        module, name = rouge, "summarize"
+    else:
+        common = ["eval", "perplexity", "--data", str(text), "--max-tokens", "96", "--window", "32", "--stride", "16",
+                  "--batch-size", "1", *common]
+        module, name = perplexity.torch.nn.functional, "cross_entropy"
+    whole, part, resume_file = tmp_path / "whole.json", tmp_path / "part.json", tmp_path / "run.resume.json"
+    assert main([*common, "--json", str(whole)]) == 0
+    real, calls = getattr(module, name), []
+
+    def killed(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(perplexity, "SAVE_EVERY_S", 0.0)
+    monkeypatch.setattr(module, name, killed)
+    with pytest.raises(KeyboardInterrupt):
+        main([*common, "--resume-file", str(resume_file), "--json", str(part)])
+    monkeypatch.undo()
+    assert resume_file.exists() and not part.exists()
+    assert main([*common, "--resume-file", str(resume_file), "--json", str(part)]) == 0
+    a, b = (_strip({k: v for k, v in json.loads(p.read_text()).items() if k != "provenance"}) for p in (whole, part))
+    assert a == b and a["events_per_token"]["synaptic_ops"] > 0
+    capsys.readouterr()
+    other = [x if x != "rate" else "bitplane" for x in common]
+    assert main([*other, "--resume-file", str(resume_file)]) == 2
+    assert "delete it" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------ nmllm sweep --resume

@@ -67,12 +67,30 @@ def window_plan(n_inputs: int, window: int, stride: int) -> list[tuple[int, int,
     return plan
 
 
-def _run_key(ids: Sequence[int], window: int, stride: int, context_id: int, batch_size: int) -> str:
+#: Seconds between saves of a resume file (a module constant so that tests can save at every batch).
+SAVE_EVERY_S = 60.0
+
+
+def _run_key(ids: Sequence[int], window: int, stride: int, context_id: int, batch_size: int, run_tag: str) -> str:
     h = hashlib.sha256(np.asarray([context_id, window, stride, batch_size] + list(ids), dtype=np.int64).tobytes())
-    return h.hexdigest()
+    return h.hexdigest() + (":" + hashlib.sha256(run_tag.encode()).hexdigest()[:16] if run_tag else "")
 
 
-def _save_progress(path: Path, state: dict) -> None:
+#: More running state saved in a resume file beside the sums: ``(get, set)`` of a JSON-able dict.
+Carry = tuple[Callable[[], dict], Callable[[dict], None]]
+
+
+def restore_carry(carry: Optional[Carry], state: dict, resume_file) -> None:
+    """Hand the ``"carry"`` of a resume file's ``state`` to ``carry``; refuse a file saved without it."""
+    if carry is None:
+        return
+    if "carry" not in state:
+        raise ValueError(f"{resume_file} was saved without the running event counts this run needs: delete it to "
+                         f"start over")
+    carry[1](state["carry"])
+
+
+def save_progress(path: Path, state: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(state) + "\n")
     os.replace(tmp, path)
@@ -81,24 +99,26 @@ def _save_progress(path: Path, state: dict) -> None:
 @torch.no_grad()
 def sequence_nll(logits_fn: LogitsFn, ids: Sequence[int], window: int, stride: int, context_id: int = EOS_ID,
                  batch_size: int = 8, progress: bool = False, resume_file: Optional[Path] = None,
-                 save_every_s: float = 60.0) -> dict:
+                 carry: Optional[Carry] = None, run_tag: str = "") -> dict:
     """Summed NLL of ``ids`` (every token scored once, ``context_id`` prepended) with the sliding window.
 
     ``logits_fn`` maps int64 token ids (B, T) to logits (B, T, vocab). With ``resume_file`` the running sums
-    are saved there (atomically, every ``save_every_s`` seconds) and a later call on the same ids and
-    settings continues from them; the sums are taken in the same order, so the result equals an
-    uninterrupted run bit for bit. A file from other ids or settings is refused."""
+    are saved there (atomically, every :data:`SAVE_EVERY_S` seconds) and a later call on the same ids,
+    settings and ``run_tag`` (the model and its conversion) continues from them; the sums are taken in the same order, so the result equals an
+    uninterrupted run bit for bit. A file from other ids or settings is refused. ``carry = (get, set)``
+    saves more running state beside the sums (a spiking model's event counts) and restores it on resume."""
     seq = torch.tensor([context_id] + list(ids), dtype=torch.long)
     n_in = len(seq) - 1                      # positions whose next token is predicted
     plan = window_plan(n_in, window, stride)
     total, scored, fwd_tokens = 0.0, 0, 0
     i, spent = 0, 0.0
-    key = _run_key(ids, window, stride, context_id, batch_size) if resume_file is not None else None
+    key = _run_key(ids, window, stride, context_id, batch_size, run_tag) if resume_file is not None else None
     if resume_file is not None and Path(resume_file).exists():
         state = json.loads(Path(resume_file).read_text())
         if state.get("key") != key:
             raise ValueError(f"{resume_file} holds a run on other text or settings: delete it or pass another --resume-file")
         i, total, scored, fwd_tokens, spent = state["window"], state["nll"], state["tokens"], state["forward_tokens"], state["seconds"]
+        restore_carry(carry, state, resume_file)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -125,10 +145,11 @@ def sequence_nll(logits_fn: LogitsFn, ids: Sequence[int], window: int, stride: i
             bar.set_postfix(ppl=f"{math.exp(total / max(scored, 1)):.2f}", refresh=False)
         i = j
         now = time.perf_counter()
-        if resume_file is not None and (now - last_save >= save_every_s or i == len(plan)):
-            _save_progress(Path(resume_file), {"key": key, "window": i, "windows": len(plan), "nll": total,
+        if resume_file is not None and (now - last_save >= SAVE_EVERY_S or i == len(plan)):
+            save_progress(Path(resume_file), {"key": key, "window": i, "windows": len(plan), "nll": total,
                                                "tokens": scored, "forward_tokens": fwd_tokens,
-                                               "seconds": spent + now - t0})
+                                               "seconds": spent + now - t0,
+                                               **({"carry": carry[0]()} if carry else {})})
             last_save = now
     if bar is not None:
         bar.close()
@@ -141,7 +162,8 @@ def sequence_nll(logits_fn: LogitsFn, ids: Sequence[int], window: int, stride: i
 
 def text_perplexity(logits_fn: LogitsFn, tokenizer, text: str, window: int = 256, stride: int = 128,
                     max_tokens: Optional[int] = None, batch_size: int = 8, progress: bool = False,
-                    context_id: int = EOS_ID, resume_file: Optional[Path] = None) -> dict:
+                    context_id: int = EOS_ID, resume_file: Optional[Path] = None,
+                    carry: Optional[Carry] = None, run_tag: str = "") -> dict:
     """Token-level and word-level perplexity and bits per byte of ``text`` (see the module docstring);
     ``tokenizer`` is a ``tokenizers.Tokenizer``, ``context_id`` the token prepended as context."""
     check_options(window=window, stride=stride, max_tokens=max_tokens, batch_size=batch_size)
@@ -154,7 +176,8 @@ def text_perplexity(logits_fn: LogitsFn, tokenizer, text: str, window: int = 256
     words = len(text.split())
     n_bytes = len(text.encode("utf-8"))
     r = sequence_nll(logits_fn, ids, window, stride, context_id=context_id, batch_size=batch_size,
-                     progress=progress, resume_file=resume_file)
+                     progress=progress, resume_file=resume_file, carry=carry,
+                     run_tag=run_tag)
     nll = r["nll"]
     r.update({
         "words": words, "bytes": n_bytes, "window": window, "stride": stride,

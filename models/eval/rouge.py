@@ -22,9 +22,11 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
+from models.eval.perplexity import Carry, save_progress, restore_carry
 from models.text.corpus import data_root
 
 __all__ = ["PROMPT", "default_data_path", "load_pairs", "split_sentences", "summarize", "rouge_scores",
@@ -102,24 +104,40 @@ def rouge_scores(predictions: list[str], references: list[str]) -> dict:
 
 
 def evaluate_rouge(model, tokenizer, pairs: list[dict], max_new_tokens: int = 80, max_article_tokens: int = 512,
-                   progress: bool = True) -> dict:
-    """Summaries of ``pairs`` and their mean ROUGE; per-article records under ``"articles"``."""
-    preds, refs, recs = [], [], []
-    it = pairs
+                   progress: bool = True, resume_file: Optional[Path] = None, run_tag: str = "",
+                   carry: Optional[Carry] = None) -> dict:
+    """Summaries of ``pairs`` and their mean ROUGE; per-article records under ``"articles"``.
+
+    With ``resume_file`` the summaries so far are saved there atomically after every article and a later
+    call with the same articles, lengths and ``run_tag`` (the model and its conversion) continues after the
+    last one; another run's file is refused. ``carry = (get, set)`` saves and restores more running state
+    (a spiking model's event counts), as in :func:`models.eval.perplexity.sequence_nll`."""
+    key = {"run": run_tag, "articles": [p.get("see_index", i) for i, p in enumerate(pairs)],
+           "max_new_tokens": max_new_tokens, "max_article_tokens": max_article_tokens}
+    recs, n_gen, n_prompt, spent = [], 0, 0, 0.0
+    if resume_file is not None and Path(resume_file).exists():
+        state = json.loads(Path(resume_file).read_text(encoding="utf-8"))
+        if state.get("key") != key:
+            raise ValueError(f"{resume_file} holds summaries of another run (model, articles or lengths): delete it "
+                             f"or pass another --resume-file")
+        recs, n_gen, n_prompt, spent = state["articles"], state["generated_tokens"], state["prompt_tokens"], state["seconds"]
+        restore_carry(carry, state, resume_file)
+    it = pairs[len(recs):]
     if progress:
         from tqdm import tqdm
-        it = tqdm(pairs, desc="rouge", unit="article", dynamic_ncols=True)
+        it = tqdm(it, desc="rouge", unit="article", dynamic_ncols=True, total=len(pairs), initial=len(recs))
     t0 = time.perf_counter()
-    n_gen = n_prompt = 0
     for rec in it:
         text, n_p, n_g = summarize(model, tokenizer, rec["article"], max_new_tokens, max_article_tokens)
-        preds.append(text)
-        refs.append(rec["highlights"])
         n_gen += n_g
         n_prompt += n_p
         recs.append({"see_index": rec.get("see_index"), "summary": text})
-    dt = time.perf_counter() - t0
-    r = rouge_scores(preds, refs)
+        if resume_file is not None:
+            save_progress(Path(resume_file), {"key": key, "articles": recs, "generated_tokens": n_gen,
+                                               "prompt_tokens": n_prompt, "seconds": spent + time.perf_counter() - t0,
+                                               **({"carry": carry[0]()} if carry else {})})
+    dt = spent + time.perf_counter() - t0
+    r = rouge_scores([a["summary"] for a in recs], [p["highlights"] for p in pairs])
     r.update({"n_articles": len(pairs), "max_new_tokens": max_new_tokens, "max_article_tokens": max_article_tokens,
               "prompt_tokens": n_prompt, "generated_tokens": n_gen, "seconds": dt, "articles": recs})
     return r

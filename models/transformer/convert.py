@@ -476,6 +476,16 @@ class SpikeModel:
             s.events = LayerEvents()
             s.tokens = 0
 
+    def event_state(self) -> dict:
+        """The running counts (tokens and events per site) as JSON, for a resumed run to continue them."""
+        return {n: {"tokens": s.tokens, "events": vars(s.events).copy()} for n, s in self.sites.items()}
+
+    def restore_events(self, state: dict) -> None:
+        """Continue the counts :meth:`event_state` saved."""
+        for n, d in state.items():
+            self.sites[n].tokens = d["tokens"]
+            self.sites[n].events = LayerEvents(**d["events"])
+
     def tokens_seen(self) -> int:
         return self.sites["lm_head"].tokens if "lm_head" in self.sites else 0
 

@@ -153,13 +153,14 @@ def hf_logits_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tenso
 
 def hf_text_perplexity(logits_fn: Callable[[torch.Tensor], torch.Tensor], tokenizer, text: str,
                        window: int = 256, stride: int = 128, max_tokens: Optional[int] = None,
-                       batch_size: int = 8, progress: bool = False, resume_file=None) -> dict:
+                       batch_size: int = 8, progress: bool = False, resume_file=None, carry=None,
+                       run_tag: str = "") -> dict:
     """:func:`models.eval.perplexity.text_perplexity` for a Hugging Face tokenizer (see the module docstring)."""
     from models.eval.perplexity import text_perplexity
 
     ctx = context_token_id(tokenizer)
     r = text_perplexity(logits_fn, tokenizer.backend_tokenizer, text, window=window, stride=stride,
                         max_tokens=max_tokens, batch_size=batch_size, progress=progress, context_id=ctx,
-                        resume_file=resume_file)
+                        resume_file=resume_file, carry=carry, run_tag=run_tag)
     r["context_id"] = ctx
     return r

@@ -61,6 +61,15 @@ def _perplexity_mmfree(args, data: Path, text: str) -> int:
     return 0
 
 
+def _run_tag(args, sm) -> str:
+    """What a resume file of a Hugging Face model is bound to beside its data: the model and its conversion
+    (dense float32 keeps the empty tag of files written before conversions were bound)."""
+    if sm is None:
+        return ""
+    return json.dumps({"model": str(args.model), "spike": sm.describe(), "weights": args.weights,
+                       "calib_tokens": args.calib_tokens}, sort_keys=True)
+
+
 def _perplexity_hf(args, data: Path, text: str) -> int:
     import torch
 
@@ -72,7 +81,9 @@ def _perplexity_hf(args, data: Path, text: str) -> int:
     with torch.no_grad():
         r = hf_text_perplexity(fn, tok, text, window=args.window, stride=args.stride, max_tokens=args.max_tokens,
                                batch_size=args.batch_size, progress=not args.no_progress,
-                               resume_file=args.resume_file)
+                               resume_file=args.resume_file,
+                               carry=(sm.event_state, sm.restore_events) if sm is not None else None,
+                               run_tag=_run_tag(args, sm))
     r.update({"model": str(args.model), "data": str(data)})
     if sm is not None:
         r["spike"] = sm.describe()
@@ -135,7 +146,9 @@ def _rouge(args) -> int:
     torch.set_num_threads(args.threads)
     pairs = load_pairs(Path(args.data) if args.data else default_data_path(), args.n_articles)
     model, tok, sm = _load_hf(args, progress=not args.no_progress)
-    r = evaluate_rouge(model, tok, pairs, args.max_new_tokens, args.max_article_tokens, progress=not args.no_progress)
+    r = evaluate_rouge(model, tok, pairs, args.max_new_tokens, args.max_article_tokens, progress=not args.no_progress,
+                       resume_file=args.resume_file, run_tag=_run_tag(args, sm),
+                       carry=(sm.event_state, sm.restore_events) if sm is not None else None)
     r["model"] = str(args.model)
     if sm is not None:
         r["spike"] = sm.describe()
@@ -199,5 +212,8 @@ def register(subparsers) -> None:
     r.add_argument("--threads", type=int, default=2, help="torch threads")
     r.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     r.add_argument("--json", default=None, help="also write the result JSON (with the summaries) here")
+    r.add_argument("--resume-file", type=Path, default=None,
+                   help="save the summaries so far here after every article and continue from them if the file "
+                        "exists (long runs)")
     _add_spike_arguments(r)
     r.set_defaults(func=_rouge)
