@@ -24,16 +24,22 @@ crossbar instead of digital                ternary layers on memristor crossbar 
 Columns: WikiText-2 test perplexity of the integer program (first ``--eval-tokens`` tokens, window
 256 / stride 128), ROUGE-1/2/Lsum on the first ``--articles`` CNN/DailyMail test articles (the row's
 decoder on the golden model; crossbar: on the crossbar tiles, first ``--crossbar-articles``), events per
-token (golden model, teacher-forced on the first ``--event-tokens`` tokens, counted under the row's
-skipping rule, :func:`count_events`), events per generated token while decoding (every beam's forward
+token (golden model, teacher-forced on the first ``--event-tokens`` tokens, recounted under the row's
+skipping rule by :func:`count_events`), events per generated token while decoding (every beam's forward
 steps, plus the spike decoder's output spikes and comparisons), energy and latency of one forward step
 from the system model with the activity measured by the golden model (the row's skipping rule applied),
-and what the RTL (``hw/``) implements of the row.
+and what the RTL (``hw/``) implements of the row. Events per token are those of
+:func:`models.program.events.token_events` (as in ``nmllm decode``): input events + synaptic ops + attention
+additions (+ the decoder's output spikes and comparisons), each part kept by name in the row's
+``event_breakdown_per_token`` and ``decode_event_breakdown_per_generated_token``.
 
-Every measurement is cached under the row settings it depends on (:data:`SHARED_BECAUSE` lists the
+Every measurement (a cell) is stored under the row settings it depends on (:data:`SHARED_BECAUSE` lists the
 settings each one does not depend on, and why); a row that reuses another row's measurement says so in
-its ``shared`` record and in the table. ``<out>/ablation.json`` keeps every number. Before the table, the
-two token mixers are compared unpruned (:func:`compare_mixers`, ``<out>/mixers.json``).
+its ``shared`` record and in the table. Cells and finished rows are kept in ``<out>/ablation.partial.json``
+(:class:`experiments.resume.Results`, bound to the settings that decide the numbers, written atomically after
+each): the same command rerun after a kill resumes there, one with other settings is refused.
+``<out>/ablation.json`` keeps every number (with its provenance); the partial file is then deleted. Before
+the table, the two token mixers are compared unpruned (:func:`compare_mixers`, ``<out>/mixers.json``).
 """
 
 from __future__ import annotations
@@ -44,10 +50,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from experiments.provenance import provenance
-from experiments.resume import write_json
+from experiments.resume import Results, write_json
+
+if TYPE_CHECKING:
+    from models.program.events import LayerEvents
 
 __all__ = ["ROWS", "Row", "KNOBS", "SHARED_BECAUSE", "count_events", "run_ablation", "ratios", "register"]
 
@@ -117,20 +126,24 @@ def program_constants(program) -> dict:
             "timesteps": int(program.timesteps) if spike else 0}
 
 
-def count_events(counts: dict, forwards: int, consts: dict, act_skip: bool, weight_skip: bool) -> tuple[float, float]:
-    """``(projection events, attention additions)`` of ``forwards`` forward steps whose summed golden counts are
-    ``counts``, under a skipping rule: zero activations (and zero spikes) are events unless ``act_skip``; an event
-    reaches its zero weights too unless ``weight_skip`` (the event vocabulary of :mod:`models.program.events`).
-    ``consts`` is :func:`program_constants` of the program."""
-    if act_skip and weight_skip:
-        syn = counts["synaptic_ops"]
-    elif act_skip:
-        syn = counts["synaptic_ops"] + counts["zero_weight_slots"]   # input events x fan-out
-    elif weight_skip:
-        syn = forwards * consts["nnz"]
-    else:
-        syn = counts["dense_macs"]
-    return syn, counts["attention_ops"] if act_skip else forwards * _dense_attention(consts)
+def count_events(counts: dict, forwards: int, consts: dict, act_skip: bool, weight_skip: bool) -> LayerEvents:
+    """The summed golden counts ``counts`` of ``forwards`` forward steps, recounted under a skipping rule (the event
+    vocabulary of :mod:`models.program.events`): unless ``act_skip``, every input is an input event and reaches the
+    program's non-zero weights (synaptic ops) and zero weights (zero-weight slots), and every KV cell is added 2T
+    times; unless ``weight_skip``, an event's zero-weight slots are operations too. The other counts stay the golden
+    model's. ``consts`` is :func:`program_constants` of the program."""
+    from dataclasses import replace
+
+    from models.program.events import EVENT_FIELDS, LayerEvents
+
+    ev = LayerEvents(**{k: counts[k] for k in EVENT_FIELDS})
+    if not act_skip:
+        ev = replace(ev, input_events=forwards * consts["inputs"], synaptic_ops=forwards * consts["nnz"],
+                     zero_weight_slots=forwards * (consts["dense"] - consts["nnz"]),
+                     attention_ops=forwards * _dense_attention(consts))
+    if not weight_skip:
+        ev = replace(ev, synaptic_ops=ev.synaptic_ops + ev.zero_weight_slots, zero_weight_slots=0)
+    return ev
 
 
 def _dense_attention(consts: dict) -> int:
@@ -138,10 +151,10 @@ def _dense_attention(consts: dict) -> int:
     return 2 * consts["timesteps"] * consts["attention_cells"]
 
 
-_RULES = {(True, True): "synaptic ops (input event x non-zero weight) + spike-gated attention additions",
-          (True, False): "input events x fan-out + spike-gated attention additions",
-          (False, True): "every input x its non-zero weights + 2T additions per KV cell",
-          (False, False): "fan-in x fan-out per projection + 2T additions per KV cell"}
+_RULES = {(True, True): "input events + synaptic ops (input event x non-zero weight) + spike-gated attention additions",
+          (True, False): "input events + input events x fan-out + spike-gated attention additions",
+          (False, True): "every input an event + every input x its non-zero weights + 2T additions per KV cell",
+          (False, False): "every input an event + fan-in x fan-out per projection + 2T additions per KV cell"}
 
 
 def _crossbar_config():
@@ -155,45 +168,14 @@ def _crossbar_config():
                           periphery=Periphery(dac_bits=1, adc_bits=8, adc_shift=0))
 
 
-class _ViewStepper:
-    """An :class:`~models.program.integer_view.IntegerView` (e.g. on crossbar tiles) as a decoder's stepper;
-    ``tokens`` counts the tokens it has run (prompts and steps)."""
-
-    def __init__(self, view):
-        self.view = view
-        self.vocab_size = int(view.program.vocab_size)
-        self.tokens = 0
-
-    def prefill(self, prompt):
-        import torch
-
-        from models.program import numformat as nf
-
-        logits, state = self.view.forward(torch.tensor([list(prompt)], dtype=torch.long))
-        self.tokens += len(prompt)
-        return logits[0, -1].double().numpy() / (1 << nf.OUT_FRAC), state[:, 0]
-
-    def step(self, tokens, states):
-        import torch
-
-        from models.program import numformat as nf
-
-        logits, new = self.view.forward(torch.tensor(list(tokens), dtype=torch.long)[:, None], torch.stack(list(states), 1))
-        self.tokens += len(tokens)
-        return logits[:, 0].double().numpy() / (1 << nf.OUT_FRAC), [new[:, i] for i in range(len(tokens))]
-
-
 class _Study:
-    """Caches every measurement under the row settings it depends on (:data:`SHARED_BECAUSE`)."""
+    """Keeps every measurement in ``results`` under the row settings it depends on (:data:`SHARED_BECAUSE`)."""
 
-    def __init__(self, args: argparse.Namespace):
-        from models.eval.perplexity import default_data_path
+    def __init__(self, args: argparse.Namespace, results: Results):
         from models.mmfree.checkpoint import load_checkpoint
         from models.text.tokenizer import load_tokenizer
 
-        if args.data is None:   # resolved here, not in the parser: models.eval imports torch
-            args.data = str(default_data_path())
-        self.args = args
+        self.args, self.results = args, results
         self.models = {"spike": load_checkpoint(args.spike_model).eval(), "mlgru": load_checkpoint(args.mlgru_model).eval()}
         self.tok = load_tokenizer(args.mlgru_model)
         other = load_tokenizer(args.spike_model)
@@ -201,25 +183,27 @@ class _Study:
             raise ValueError("the two models use different tokenizers: train both with the same tokenizer.json")
         self.text = Path(args.data).read_text(encoding="utf-8")
         self._programs: dict = {}
-        self._cache: dict = {}
 
     @staticmethod
-    def key(measure: str, row: Row) -> tuple:
-        """The cache key of ``measure`` for ``row``: every knob the measurement depends on."""
-        return (measure,) + tuple((k, getattr(row, k)) for k in KNOBS if k not in SHARED_BECAUSE[measure])
+    def key(measure: str, row: Row) -> str:
+        """The results key of ``measure`` for ``row``: every knob the measurement depends on."""
+        return " ".join([f"cell {measure}:"] + [f"{k}={getattr(row, k)}" for k in KNOBS if k not in SHARED_BECAUSE[measure]])
 
     def measure(self, measure: str, row: Row, fn, shared: dict):
-        """``fn()`` once per key; when it was measured for another row, ``shared[measure]`` says which and why."""
+        """``fn()`` once per key (stored in the results at once); when it was measured for another row,
+        ``shared[measure]`` says which and why."""
         key = self.key(measure, row)
-        if key not in self._cache:
+        if key not in self.results:
             t0 = time.perf_counter()
-            self._cache[key] = (fn(), row)
+            value = fn()
+            self.results.put(key, {"value": value, "row": row.name, "knobs": {k: getattr(row, k) for k in KNOBS},
+                                   "seconds": time.perf_counter() - t0})
             print(f"  {measure} for {row.name!r}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        value, first = self._cache[key]
-        differ = [k for k in KNOBS if getattr(row, k) != getattr(first, k)]
+        cell = self.results[key]
+        differ = [k for k in KNOBS if getattr(row, k) != cell["knobs"][k]]
         if differ:
-            shared[measure] = {"row": first.name, "why": {k: SHARED_BECAUSE[measure][k] for k in differ}}
-        return value
+            shared[measure] = {"row": cell["row"], "why": {k: SHARED_BECAUSE[measure][k] for k in differ}}
+        return cell["value"]
 
     # ------------------------------------------------------------------ programs
     def program(self, model: str, pruned: bool):
@@ -271,7 +255,7 @@ class _Study:
             total = per_layer[0]
             for e in per_layer[1:]:
                 total = total + e
-            return {"tokens": len(ids), "per_layer": per_layer, "counts": total.as_dict(),
+            return {"tokens": len(ids), "per_layer": [e.as_dict() for e in per_layer], "counts": total.as_dict(),
                     "constants": program_constants(program)}
         return self.measure("golden events", row, run, shared)
 
@@ -281,7 +265,7 @@ class _Study:
         def run():
             from models.decoding.beam_search import beam_search, spike_beam_search
             from models.decoding.prompts import make_prompt
-            from models.decoding.steppers import GoldenStepper
+            from models.decoding.steppers import GoldenStepper, ViewStepper
             from models.eval.rouge import default_data_path, load_pairs, rouge_scores
             from models.program.golden import GoldenModel
             from models.program.integer_view import IntegerView
@@ -292,24 +276,26 @@ class _Study:
             program = self.program(row.model, row.pruned)
             if row.hardware == "crossbar":
                 hook = CrossbarExecutor(_crossbar_config())
-                stepper, n = _ViewStepper(IntegerView(program, accumulate=hook)), a.crossbar_articles
+                stepper, n = ViewStepper(IntegerView(program, accumulate=hook)), a.crossbar_articles
             else:
                 stepper, n = GoldenStepper(GoldenModel(program)), a.articles
             pairs = load_pairs(default_data_path(), n)
-            preds, generated, forwards, decoder_events = [], 0, 0, 0
+            preds, generated, forwards, spikes, compares = [], 0, 0, 0, 0
             for pair in pairs:
                 prompt = make_prompt(self.tok, pair["article"], a.article_tokens)
                 common = dict(max_new_tokens=a.max_new_tokens, eos_id=EOS_ID, no_repeat_ngram=3)
                 if row.decoder == "spike":
                     d = spike_beam_search(stepper, prompt, a.beam, a.timesteps, **common)
-                    decoder_events += d.stats["output_spikes"] + d.stats["compare_events"]
+                    spikes += d.stats["output_spikes"]
+                    compares += d.stats["compare_events"]
                 else:
                     d = beam_search(stepper, prompt, a.beam, **common)
                 generated += len(d.tokens)
                 forwards += d.stats["forward_steps"]
                 preds.append(decode(self.tok, [t for t in d.tokens if t != EOS_ID]).strip())
             out = {**rouge_scores(preds, [p["highlights"] for p in pairs]), "articles": len(pairs),
-                   "generated_tokens": generated, "forward_steps": forwards, "decoder_events": decoder_events,
+                   "generated_tokens": generated, "forward_steps": forwards, "output_spikes": spikes,
+                   "compare_events": compares,
                    "predictions": preds, "references": [p["highlights"] for p in pairs]}
             if row.hardware == "crossbar":
                 adc = sum(hook.adc_conversions().values())
@@ -323,6 +309,7 @@ class _Study:
         def run():
             from dataclasses import replace
 
+            from models.program.events import LayerEvents
             from sim.system.activity import activity_from_layer_events
             from sim.system.compiler import auto_chips, compile_model
             from sim.system.energy import load_preset
@@ -332,7 +319,7 @@ class _Study:
             model = self.models[row.model]
             shape = ModelShape.from_config(f"bundled-{row.model}", model.config, "ablation", False)
             ev = self.golden_events(row, {})
-            act = activity_from_layer_events(ev["per_layer"], shape, ev["tokens"])
+            act = activity_from_layer_events([LayerEvents(**e) for e in ev["per_layer"]], shape, ev["tokens"])
             c = ev["constants"]
             if not row.act_skip:
                 act = replace(act, input_nonzero={k: 1.0 for k in act.input_nonzero}, weight_density=c["nnz"] / c["dense"],
@@ -352,6 +339,7 @@ class _Study:
 
     def row(self, row: Row) -> dict:
         from models.eval.rouge import rouge_scores
+        from models.program.events import token_events
 
         shared: dict = {}
         out = {"row": row.name, "settings": {k: getattr(row, k) for k in KNOBS}, "rtl": row.rtl,
@@ -372,10 +360,12 @@ class _Study:
                        events_rule="crossbar tiles run every MVM in full: no synaptic ops; ADC conversions instead")
         else:
             c, rule = ev["constants"], (row.act_skip, row.weight_skip)
-            syn, attn = (v / ev["tokens"] for v in count_events(ev["counts"], ev["tokens"], c, *rule))
-            out.update(events_per_token=syn + attn, projection_events_per_token=syn, attention_events_per_token=attn,
-                       decode_events_per_token=(sum(count_events(dec["counts"], dec["forward_steps"], c, *rule))
-                                                + dec["decoder_events"]) / max(dec["generated_tokens"], 1),
+            fig = token_events(count_events(ev["counts"], ev["tokens"], c, *rule), ev["tokens"])
+            dec_fig = token_events(count_events(dec["counts"], dec["forward_steps"], c, *rule),
+                                   max(dec["generated_tokens"], 1), dec["output_spikes"], dec["compare_events"])
+            out.update(events_per_token=fig["events"], projection_events_per_token=fig["synaptic_ops"],
+                       attention_events_per_token=fig["attention_ops"], event_breakdown_per_token=fig,
+                       decode_events_per_token=dec_fig["events"], decode_event_breakdown_per_generated_token=dec_fig,
                        events_rule=_RULES[rule])
         out["event_detail"] = {"tokens": ev["tokens"], **{k: v / ev["tokens"] for k, v in ev["counts"].items()},
                                "inputs": ev["constants"]["inputs"], "nnz_weights": ev["constants"]["nnz"],
@@ -402,39 +392,48 @@ def _densities(ev: dict) -> dict:
 MIXER_ROWS = (Row("MLGRU", model="mlgru", pruned=False), Row("spike attention", model="spike", pruned=False))
 
 
+#: Arguments that cannot change a number: not among the settings the results are bound to.
+_NOT_SETTINGS = ("func", "out", "no_progress", "threads")
+
+
 def _settings(args: argparse.Namespace) -> dict:
-    return {k: v for k, v in vars(args).items() if k != "func"}
+    return {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
 
 
-def compare_mixers(args: argparse.Namespace, study: Optional["_Study"] = None) -> dict:
+def compare_mixers(args: argparse.Namespace, study: _Study) -> dict:
     """Perplexity, events and energy per token of the two unpruned models (``<out>/mixers.json``)."""
-    study = study or _Study(args)
+    from models.program.events import token_events
+
     rows = []
     for row in MIXER_ROWS:
         shared: dict = {}
         ev = study.golden_events(row, shared)
         detail = {"tokens": ev["tokens"], **{k: v / ev["tokens"] for k, v in ev["counts"].items()}}
+        fig = token_events(count_events(ev["counts"], ev["tokens"], ev["constants"], True, True), ev["tokens"])
         rows.append({"row": row.name, **study.perplexity(row, shared), "event_detail": detail,
-                     "events_per_token": sum(count_events(ev["counts"], ev["tokens"], ev["constants"], True, True)) / ev["tokens"],
-                     **study.energy(row, shared)})
+                     "events_per_token": fig["events"], "event_breakdown_per_token": fig, **study.energy(row, shared)})
     result = {"settings": _settings(args), "rows": rows, "provenance": provenance()}
     write_json(Path(args.out, "mixers.json"), result)
     return result
 
 
 def run_ablation(args: argparse.Namespace, rows=ROWS) -> dict:
-    """Every row of the table; results are written to ``<out>/ablation.json`` after each row."""
-    from tqdm import tqdm
+    """Every row of the table, resumed from ``<out>/ablation.partial.json`` where a killed run left it; writes
+    ``<out>/mixers.json`` and ``<out>/ablation.json`` and returns the latter."""
+    from models.eval.perplexity import default_data_path
 
     t0 = time.perf_counter()
-    study = _Study(args)
+    if args.data is None:   # resolved here, not in the parser: models.eval imports torch
+        args.data = str(default_data_path())
+    res = Results(Path(args.out, "ablation.partial.json"), _settings(args))   # refuses other settings before loading
+    study = _Study(args, res)
     compare_mixers(args, study)
-    result = {"settings": _settings(args), "rows": []}
-    for row in tqdm(rows, desc="ablation", unit="row", dynamic_ncols=True):
-        result["rows"].append(study.row(row))
-        result.update(ratios=ratios(result), wall_s=time.perf_counter() - t0, provenance=provenance())
-        write_json(Path(args.out, "ablation.json"), result)
-    return result
+    keys = {f"row {row.name}": row for row in rows}
+    for key in res.pending(keys, desc="ablation", unit="row", progress=not args.no_progress):
+        res.put(key, study.row(keys[key]))
+    result = {"settings": _settings(args), "rows": [res[k] for k in keys]}
+    result.update(ratios=ratios(result), wall_s=time.perf_counter() - t0, resumed=res.resumed, provenance=provenance())
+    return res.finish(Path(args.out, "ablation.json"), result)
 
 
 #: (what the ratio measures, numerator row, denominator row): the worth of each kind of skipping and of pruning.
@@ -585,6 +584,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timesteps", type=int, default=8, help="T of the spike beam search")
     p.add_argument("--preset", default="loihi2-estimate", help="system-model preset of the digital rows")
     p.add_argument("--out", default="docs/ablation", help="output folder (mixers.json, ablation.json, ablation.md, ablation.png)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -602,6 +603,12 @@ def _cmd(args: argparse.Namespace) -> int:
     if args.crossbar_articles > args.articles:
         raise ValueError(f"--crossbar-articles ({args.crossbar_articles}) must not exceed --articles ({args.articles}): "
                          f"the crossbar summaries are compared with the digital ones of the same articles")
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = run_ablation(args)
     mixers = json.loads(Path(args.out, "mixers.json").read_text())
     text = mixer_table(mixers) + "\n\n" + table(result)

@@ -37,12 +37,14 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
+
+from experiments.provenance import provenance
+from experiments.resume import write_json
 
 if TYPE_CHECKING:
     from sim.crossbar.costs import PeripheryCosts
@@ -220,10 +222,9 @@ class PerplexitySweep:
 
     # -- storage
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str) + "\n")
-        os.replace(tmp, self.path)
+        """Write the results file atomically, with the provenance of this write."""
+        self.data["provenance"] = provenance()
+        write_json(self.path, json.loads(json.dumps(self.data, default=str)))
 
     @property
     def reference(self) -> float:

@@ -2,8 +2,13 @@
 
 Every decoder of :mod:`models.decoding.beam_search` summarises the first ``--n-articles`` test articles
 (prompt: :func:`models.decoding.prompts.make_prompt`); the run writes ``results.json`` (ROUGE against the
-highlights and lead-3, events per generated token) and ``rouge_vs_events.png`` to ``--out`` and prints the
-table. ``--prompt TEXT`` decodes one prompt with every decoder instead; ``--replot`` redraws from the JSON.
+highlights and lead-3, events per generated token with their named parts, and the run's provenance) and
+``rouge_vs_events.png`` to ``--out`` and prints the table. Events per generated token are those of
+:func:`models.program.events.token_events` (as in ``nmllm ablation``): the model's input events + synaptic ops +
+attention additions of every forward step while decoding, + the spike decoder's output spikes and comparisons
+(``event_breakdown_per_token`` names each part; records written before it name ``model_input_events_per_token``
+and ``model_synaptic_ops_per_token``). ``--prompt TEXT`` decodes one prompt with every decoder instead;
+``--replot`` redraws from the JSON.
 Each finished article (every decoder on it) is kept in ``<out>/results.partial.json``, written atomically:
 the same command rerun after a kill resumes there, one with other settings is refused
 (:mod:`experiments.resume`); the partial file is deleted when ``results.json`` is written.
@@ -17,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from experiments.provenance import provenance
 from experiments.resume import Results
 from models.decoding.prompts import SUMMARY_CUE
 
@@ -106,6 +112,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
     from models.decoding.steppers import GoldenStepper, TorchStepper
     from models.eval.rouge import default_data_path, load_pairs, rouge_scores
     from models.mmfree.checkpoint import load_checkpoint
+    from models.program.events import token_events
     from models.program.golden import GoldenModel
     from models.program.integer_program import IntegerProgram
     from models.text.tokenizer import load_tokenizer
@@ -158,10 +165,6 @@ def run_experiment(args: argparse.Namespace) -> dict:
                "mean_log_prob_per_token": a["stats"]["log_prob"] / ntok,
                "forward_steps_per_token": a["stats"]["forward_steps"] / ntok,
                "candidates_compared_per_token": a["stats"]["candidates_compared"] / ntok}
-        if args.engine == "golden":
-            ev = a["events"]
-            row["model_input_events_per_token"] = ev.input_events / ntok
-            row["model_synaptic_ops_per_token"] = ev.synaptic_ops / ntok
         if spec["kind"] == "spike":
             for k in ("output_neuron_updates", "output_spikes", "compare_events", "bound_checks",
                       "neuron_steps_saved", "forward_steps_saved"):
@@ -170,9 +173,9 @@ def run_experiment(args: argparse.Namespace) -> dict:
             row["neuron_steps_saved_fraction"] = a["stats"]["neuron_steps_saved"] / max(full, 1)
             done = a["stats"]["forward_steps"] + a["stats"]["forward_steps_saved"]
             row["forward_steps_saved_fraction"] = a["stats"]["forward_steps_saved"] / max(done, 1)
-        out_ev = row.get("output_spikes_per_token", 0.0) + row.get("compare_events_per_token", 0.0)
         if args.engine == "golden":
-            row["events_per_token"] = row["model_input_events_per_token"] + row["model_synaptic_ops_per_token"] + out_ev
+            fig = token_events(a["events"], ntok, a["stats"].get("output_spikes", 0), a["stats"].get("compare_events", 0))
+            row["events_per_token"], row["event_breakdown_per_token"] = fig["events"], fig
         if a["score_vs_greedy"]:
             diffs = np.array(a["score_vs_greedy"])
             row["articles_scoring_below_greedy"] = int((diffs < 0).sum())
@@ -187,7 +190,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
         "prefill_tokens_per_article": prefill_tokens / len(pairs),
         "prefill_synaptic_ops_per_article": prefill_events.synaptic_ops / len(pairs) if args.engine == "golden" else None,
         "prefill_input_events_per_article": prefill_events.input_events / len(pairs) if args.engine == "golden" else None,
-        "rows": rows, "samples": samples,
+        "rows": rows, "samples": samples, "provenance": provenance(),
     })
 
 
@@ -215,7 +218,7 @@ def plot(result: dict, path: Path) -> None:
         a.grid(alpha=0.3)
     ax.axhline(lead["rougeLsum"], color="grey", ls="--", lw=1)
     ax.set_xlabel("events per generated token (millions: model input events + synaptic ops\n"
-                  "+ output spikes + compare events)" if scale > 1
+                  "+ attention additions + output spikes + compare events)" if scale > 1
                   else "forward steps per generated token (float engine: no event counts)")
     ax.set_ylabel("ROUGE F1 x 100 (o: ROUGE-1, s: ROUGE-Lsum)")
     ax.set_title(f"{result['n_articles']} CNN/DailyMail test articles, bundled MatMul-free LM ({result['engine']})\n"
@@ -237,7 +240,8 @@ def _table(result: dict) -> str:
             lines.append(f"{r['decoder']:<28} {r['rouge1']:5.2f}  {r['rouge2']:5.2f}  {r['rougeLsum']:6.2f}")
             continue
         oe = r.get("output_spikes_per_token", 0) + r.get("compare_events_per_token", 0)
-        synops = r.get("model_synaptic_ops_per_token", float("nan"))
+        synops = r.get("event_breakdown_per_token", {}).get("synaptic_ops", r.get("model_synaptic_ops_per_token",
+                                                                                   float("nan")))
         lines.append(f"{r['decoder']:<28} {r['rouge1']:5.2f}  {r['rouge2']:5.2f}  {r['rougeLsum']:6.2f}  "
                      f"{r['mean_log_prob_per_token']:8.3f}  {r['forward_steps_per_token']:7.3f}  {synops:10.4g}   "
                      f"{oe:14.4g}  {r.get('events_per_token', float('nan')):10.4g}")

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from experiments.provenance import provenance
 from experiments.resume import Results
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ def run_sweep(args: argparse.Namespace) -> dict:
                                     for d, st in stats.items()}}
     if not args.no_shift:
         record["domain_shift"] = _domain_shift(program, stats, calib, eval_ids, sens, kw, args, log, res)
-    record["wall_s"] = time.perf_counter() - t_start
+    record.update(wall_s=time.perf_counter() - t_start, provenance=provenance())
     res.finish(Path(args.out) / "pruning_sweep.json", record)
     return record
 
@@ -397,7 +398,8 @@ def run_ablation(args: argparse.Namespace) -> dict:
     record = {"model": str(args.model), "rows": [res[k] for k in points], "wall_s": time.perf_counter() - t0,
               "data": {"calibration": f"held-out Wikipedia lines of the corpus, first {args.calib_tokens} tokens",
                        "evaluation": f"WikiText-2 test, first {args.eval_tokens} tokens in non-overlapping windows of "
-                                     f"256 (each from an empty state; not the window/stride method of the sweep)"}}
+                                     f"256 (each from an empty state; not the window/stride method of the sweep)"},
+              "provenance": provenance()}
     res.finish(Path(args.out) / "pruning_ablation.json", record)
     return record
 

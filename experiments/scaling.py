@@ -12,13 +12,14 @@ Loihi 2 variants). Writes ``scaling.json``, ``scaling_table.md`` and small PNGs.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Iterable, Optional
 
 # numpy-free (the defaults of ``nmllm scaling --scales``); tqdm and the rest of sim.system are imported
 # inside the functions that run, so ``nmllm --help`` stays fast
+from experiments.provenance import provenance
+from experiments.resume import write_json
 from sim.system.shapes import SCALES, ModelShape
 
 __all__ = ["run_point", "run_scaling", "LOIHI2_VARIANTS", "compare_loihi2", "cpu_baselines", "write_outputs", "register"]
@@ -204,12 +205,12 @@ def _plots(rows: list[dict], cpu: list[dict], gpus: list[dict], out: Path) -> li
 
 
 def write_outputs(rows: list[dict], cpu: list[dict], variants: list[dict], out: Path, plots: bool = True) -> list[Path]:
-    """``scaling.json``, ``scaling_table.md`` and the PNGs under ``out``."""
+    """``scaling.json`` (with its provenance, written atomically), ``scaling_table.md`` and the PNGs under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     gpus = gpu_rows()
-    doc = {"rows": rows, "cpu": cpu, "gpu_roofline": gpus, "loihi2_variants": variants}
+    doc = {"rows": rows, "cpu": cpu, "gpu_roofline": gpus, "loihi2_variants": variants, "provenance": provenance()}
     paths = [out / "scaling.json", out / "scaling_table.md"]
-    paths[0].write_text(json.dumps(doc, indent=1) + "\n")
+    write_json(paths[0], doc)
     paths[1].write_text(table(rows))
     if plots:
         paths += _plots(rows, cpu, gpus, out)

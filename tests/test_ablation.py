@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.decoding.beam_search import spike_beam_search
-from models.decoding.steppers import GoldenStepper
+from models.decoding.steppers import GoldenStepper, ViewStepper
 from models.mmfree.checkpoint import load_checkpoint, save_checkpoint
 from models.mmfree.config import preset
 from models.mmfree.model import MMFreeForCausalLM
@@ -23,9 +23,8 @@ from experiments import ablation
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ablation")
+def save_checkpoints(root: Path) -> dict[str, Path]:
+    """One tiny seeded checkpoint per token mixer (``mlgru``, ``spike``) under ``root``, sharing a small tokenizer."""
     tok = train_tokenizer(512, corpus_files()[:1], max_bytes=60_000)
     dirs = {}
     for name, kw in (("mlgru", {}), ("spike", dict(token_mixer="spike_attention", num_heads=2, use_lower_bound=False))):
@@ -34,6 +33,11 @@ def checkpoints(tmp_path_factory):
         dirs[name] = save_checkpoint(model, root / name)
         save_tokenizer(tok, root / name)
     return dirs
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return save_checkpoints(tmp_path_factory.mktemp("ablation"))
 
 
 def pruned_program(checkpoint, fraction=0.3, seed=0):
@@ -56,7 +60,7 @@ def test_skipping_zeros_cannot_change_the_logits_or_the_decode(checkpoints, mode
     dense, _ = IntegerView(program).forward(torch.tensor([ids]))
     assert np.array_equal(golden, dense[0].numpy())
     a = spike_beam_search(GoldenStepper(GoldenModel(program)), ids[:12], 2, 4, max_new_tokens=6, eos_id=None)
-    b = spike_beam_search(ablation._ViewStepper(IntegerView(program)), ids[:12], 2, 4, max_new_tokens=6, eos_id=None)
+    b = spike_beam_search(ViewStepper(IntegerView(program)), ids[:12], 2, 4, max_new_tokens=6, eos_id=None)
     assert a.tokens == b.tokens and a.stats["forward_steps"] == b.stats["forward_steps"] > 0
 
 
@@ -69,7 +73,11 @@ def test_the_skipping_rules_count_the_right_slots(checkpoints):
     for e in per_layer[1:]:
         total = total + e
     c, n = total.as_dict(), len(ids)
-    rule = {(a, w): sum(ablation.count_events(c, n, consts, a, w)) for a in (True, False) for w in (True, False)}
+    counted = {(a, w): ablation.count_events(c, n, consts, a, w) for a in (True, False) for w in (True, False)}
+    rule = {k: e.synaptic_ops + e.attention_ops for k, e in counted.items()}
+    assert counted[True, True].as_dict() == c                       # the event-driven rule is the golden count
+    assert counted[False, True].input_events == counted[False, False].input_events == n * consts["inputs"]
+    assert counted[True, False].input_events == c["input_events"] < n * consts["inputs"]
     dense_attn = n * 2 * consts["timesteps"] * consts["attention_cells"]
     assert dense_attn > 0 and c["dense_macs"] == n * consts["dense"]
     assert rule[True, True] == c["synaptic_ops"] + c["attention_ops"]
@@ -77,19 +85,24 @@ def test_the_skipping_rules_count_the_right_slots(checkpoints):
     assert rule[False, False] == n * consts["dense"] + dense_attn
     # lm_head is one projection: its slots are its input events x the vocabulary
     head = per_layer[-1].as_dict()
-    slots, _ = ablation.count_events(head, n, consts, True, False)
+    slots = ablation.count_events(head, n, consts, True, False).synaptic_ops
     assert slots == head["input_events"] * program.vocab_size > head["synaptic_ops"]
     assert rule[True, True] < rule[True, False] < rule[False, False]
     assert rule[True, True] < rule[False, True] < rule[False, False]
 
 
+def small_argv(checkpoints, out) -> list[str]:
+    """``nmllm ablation`` arguments (after the subcommand) that run the whole table in seconds."""
+    return ["--spike-model", str(checkpoints["spike"]), "--mlgru-model", str(checkpoints["mlgru"]),
+            "--eval-tokens", "300", "--crossbar-eval-tokens", "100", "--event-tokens", "24",
+            "--calib-tokens", "256", "--articles", "2", "--crossbar-articles", "1", "--article-tokens", "24",
+            "--max-new-tokens", "4", "--beam", "2", "--timesteps", "4", "--out", str(out)]
+
+
 def args(checkpoints, tmp_path, **kw):
     p = argparse.ArgumentParser()
     ablation.add_arguments(p)
-    a = p.parse_args(["--spike-model", str(checkpoints["spike"]), "--mlgru-model", str(checkpoints["mlgru"]),
-                      "--eval-tokens", "300", "--crossbar-eval-tokens", "100", "--event-tokens", "24",
-                      "--calib-tokens", "256", "--articles", "2", "--crossbar-articles", "1", "--article-tokens", "24",
-                      "--max-new-tokens", "4", "--beam", "2", "--timesteps", "4", "--out", str(tmp_path)])
+    a = p.parse_args(small_argv(checkpoints, tmp_path) + ["--no-progress"])
     for k, v in kw.items():
         setattr(a, k, v)
     return a
@@ -181,3 +194,47 @@ def test_the_committed_table_marks_every_number_it_copies():
 def test_bad_settings_are_refused(checkpoints, tmp_path, field, value, match):
     with pytest.raises(ValueError, match=match):
         ablation._cmd(args(checkpoints, tmp_path, **{field: value}))
+
+
+@pytest.mark.slow
+def test_decode_and_ablation_report_the_same_events_per_token(checkpoints, tmp_path):
+    """One definition of events per token (models.program.events.token_events): the ablation's decode column and
+    ``nmllm decode`` give the same figures, part by part, for the same model, decoder and articles (before, decode
+    added input events and left out attention additions, and the ablation the reverse)."""
+    from experiments import decode
+    from models.program.events import TOKEN_EVENT_PARTS
+
+    cases = {"spike": ("spike", "spike beam k=2 T=4"), "mlgru": ("beam", "beam k=2")}
+    rows = tuple(ablation.Row(f"unpruned {m}", model=m, pruned=False, decoder=d) for m, (d, _) in cases.items())
+    got = {r["settings"]["model"]: r for r in ablation.run_ablation(args(checkpoints, tmp_path / "a"), rows=rows)["rows"]}
+    parser = argparse.ArgumentParser()
+    decode.register(parser.add_subparsers())
+    for model, (decoder, name) in cases.items():
+        d = parser.parse_args(["decode", "--model", str(checkpoints[model]), "--n-articles", "2", "--article-tokens",
+                               "24", "--max-new-tokens", "4", "--beam", "2", "--timesteps", "4", "--out",
+                               str(tmp_path / model), "--no-progress"])
+        want = next(r for r in decode.run_experiment(d)["rows"] if r["decoder"] == name)
+        row = got[model]
+        parts = row["decode_event_breakdown_per_generated_token"]
+        assert parts == want["event_breakdown_per_token"] and set(parts) == {"events", "bit_spikes", *TOKEN_EVENT_PARTS}
+        assert row["decode_events_per_token"] == want["events_per_token"] == parts["events"]
+        assert parts["events"] == pytest.approx(sum(parts[k] for k in TOKEN_EVENT_PARTS))
+        assert (parts["attention_ops"] > 0) == (model == "spike") and (parts["output_spikes"] > 0) == (decoder == "spike")
+        assert parts["input_events"] > 0 and parts["bit_spikes"] >= parts["input_events"]
+        teacher = row["event_breakdown_per_token"]          # teacher-forced: the same function, no decoder
+        assert row["events_per_token"] == teacher["events"] and teacher["output_spikes"] == teacher["compare_events"] == 0
+
+
+def test_token_events_names_each_part_and_adds_the_documented_ones():
+    """models.program.events.token_events: per-token parts by name, ``events`` their documented sum (bit spikes
+    beside it, not in it), refused without tokens."""
+    from models.program.events import TOKEN_EVENT_PARTS, LayerEvents, token_events
+
+    ev = LayerEvents(input_events=30, synaptic_ops=600, attention_ops=90, bit_spikes=75, zero_weight_slots=300)
+    got = token_events(ev, 3, output_spikes=12, compare_events=15)
+    assert got == {"events": (30 + 600 + 90 + 12 + 15) / 3, "input_events": 10.0, "synaptic_ops": 200.0,
+                   "attention_ops": 30.0, "output_spikes": 4.0, "compare_events": 5.0, "bit_spikes": 25.0}
+    assert TOKEN_EVENT_PARTS == ("input_events", "synaptic_ops", "attention_ops", "output_spikes", "compare_events")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="events per token need at least one token"):
+            token_events(ev, bad)

@@ -308,6 +308,31 @@ def test_golden_stepper_counts_one_forward_step_per_beam_and_token(model):
     assert st.prefill_events.neuron_updates == 3 * per_step  # prefill cached: counted once
 
 
+@pytest.mark.slow
+def test_view_stepper_decodes_as_the_golden_model_digitally_and_on_ideal_crossbars(model):
+    """ViewStepper (the integer view as a stepper, with or without crossbar tiles): every decoder gives the golden
+    stepper's tokens and score, and the stepper counts every token it ran (prompt and forward steps)."""
+    from models.decoding.steppers import ViewStepper
+    from models.program.crossbar import Periphery
+    from models.program.integer_view import IntegerView
+    from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor
+
+    program = IntegerProgram.from_model(model)
+    golden = GoldenStepper(GoldenModel(program))
+    ideal = CrossbarExecutor(CrossbarConfig(tile_rows=32, tile_cols=32, periphery=Periphery(adc_bits=8)))
+    prompt = [1, 17, 40, 300]
+    decoders = (lambda s: bs.greedy(s, prompt, 4, eos_id=None), lambda s: bs.beam_search(s, prompt, 2, 4, eos_id=None),
+                lambda s: bs.spike_beam_search(s, prompt, 2, 4, 4, eos_id=None))
+    for hook in (None, ideal):
+        view = ViewStepper(IntegerView(program, accumulate=hook))
+        for run in decoders:
+            before = view.tokens
+            a, b = run(golden), run(view)
+            assert (a.tokens, a.score, a.stats) == (b.tokens, b.score, b.stats)
+            assert view.tokens - before == len(prompt) + b.stats["forward_steps"]
+    assert sum(layer.events["adc_conversions"] for layer in ideal.layers.values()) > 0
+
+
 def test_torch_stepper_batched_step_equals_single_steps(model):
     st = TorchStepper(model)
     _, s0 = st.prefill([1, 5, 9])
@@ -371,7 +396,8 @@ def test_cli_runs_on_the_bundled_model(tmp_path, capsys):
     names = [row["decoder"] for row in r["rows"]]
     assert names == ["lead-3 (extractive)", "greedy", "beam k=2", "spike beam k=2 T=2", "spike beam k=2 T=4"]
     for row in r["rows"][1:]:
-        assert row["generated_tokens"] > 0 and row["model_synaptic_ops_per_token"] > 0
+        assert row["generated_tokens"] > 0 and row["event_breakdown_per_token"]["synaptic_ops"] > 0
+    assert {"git_sha", "command", "packages", "machine", "load_average", "date"} <= set(r["provenance"])
     assert (tmp_path / "out" / "rouge_vs_events.png").stat().st_size > 0
     assert "spike beam k=2 T=4" in capsys.readouterr().out
 

@@ -139,6 +139,7 @@ def test_cli_writes_results_and_plots(tiny, tmp_path, capsys):
     assert "digital: token perplexity" in printed and "evaluations in" in printed
     res = json.loads((out / ps.RESULTS_NAME).read_text())
     assert res["meta"]["max_tokens"] == 64 and res["search"]["grid"]["tile"] == [64]
+    assert {"git_sha", "command", "packages", "machine", "load_average", "date"} <= set(res["provenance"])
     for knob in ("adc_bits", "tile", "read_noise", "stuck_at"):
         png = out / f"ppl_vs_{knob}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -90,3 +90,23 @@ def test_requantize_equals_rational_reading(acc, scale, out_bits):
     expected = slow_saturate(slow_round_half_away(Fraction(acc * m, 2**shift)), out_bits)
     assert numformat.requantize(acc, m, shift, out_bits) == expected
     assert numformat.requantize(np.array([acc]), m, shift, out_bits)[0] == expected
+
+
+def test_bit_length_of_arrays_is_int_bit_length_in_numpy_and_torch():
+    """Element-wise ``bit_length`` (six shift passes, not 63) equals ``int.bit_length`` on every power of two and
+    its neighbours up to 2**63 - 1, random values, zero and negatives (0), keeping the dtype and library."""
+    import torch
+
+    pows = [1 << k for k in range(63)]
+    values = sorted({0, (1 << 63) - 1, *pows, *(p - 1 for p in pows), *(p + 1 for p in pows if p + 1 < 1 << 63),
+                     *np.random.default_rng(0).integers(0, 1 << 62, 2000).tolist()})
+    want = [v.bit_length() for v in values]
+    x = np.array(values, dtype=np.int64)
+    for arr in (x, torch.from_numpy(x)):
+        got = numformat.bit_length(arr)
+        assert type(got) is type(arr) and got.dtype == arr.dtype and got.tolist() == want
+    small = np.array([0, 1, 2, 3, 255, 256, (1 << 31) - 1], dtype=np.int32)
+    got = numformat.bit_length(small)
+    assert got.dtype == np.int32 and got.tolist() == [int(v).bit_length() for v in small]
+    assert numformat.bit_length(np.array([-1, -(1 << 40)])).tolist() == [0, 0]
+    assert numformat.bit_length(np.int64(5)) == 3

@@ -1,6 +1,6 @@
 """Lost work: results bound to their settings and written atomically (experiments/resume.py), used by
-``nmllm prune``, ``nmllm decode`` and ``nmllm spike study``; a real SIGKILL then a resume equals an
-uninterrupted run; ``nmllm sweep --resume`` runs the failed points again."""
+``nmllm prune``, ``nmllm decode``, ``nmllm ablation`` and ``nmllm spike study``; a real SIGKILL then a resume equals
+an uninterrupted run; ``nmllm sweep --resume`` runs the failed points again."""
 
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ from nmllm.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 WALL_CLOCK = ("wall_s", "seconds", "forward_tok_per_s", "scored_tok_per_s")
+#: Fields that differ between an uninterrupted and a resumed run by design: wall clock, provenance, resumed count.
+VARIES = (*WALL_CLOCK, "provenance", "resumed")
 
 
 def _strip(obj):
-    """``obj`` without its wall-clock fields."""
+    """``obj`` without its wall-clock, provenance and resumed-count fields."""
     if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in WALL_CLOCK}
+        return {k: _strip(v) for k, v in obj.items() if k not in VARIES}
     if isinstance(obj, list):
         return [_strip(v) for v in obj]
     return obj
@@ -224,6 +226,54 @@ def test_decode_sigkill_then_resume_equals_uninterrupted_run(tiny_ckpt, tmp_path
     assert len(articles) == 8 - len(stored)                 # the stored articles are not decoded again
     assert (_strip(json.loads((out / "results.json").read_text())) ==
             _strip(json.loads((ref / "results.json").read_text())))
+    assert not partial.exists()
+
+
+@pytest.mark.slow
+def test_prune_records_carry_provenance(prune_reference, tiny_ckpt, tmp_path):
+    assert main(_prune_argv(tiny_ckpt, tmp_path, "--ablation", "--no-progress")) == 0
+    for record in (prune_reference, json.loads((tmp_path / "pruning_ablation.json").read_text())):
+        p = record["provenance"]
+        assert {"git_sha", "command", "packages", "machine", "load_average", "date"} <= set(p) and p["machine"]
+
+
+# ------------------------------------------------------------------------------------ nmllm ablation
+@pytest.fixture(scope="module")
+def ablation_checkpoints(tmp_path_factory):
+    from test_ablation import save_checkpoints
+
+    return save_checkpoints(tmp_path_factory.mktemp("ablation_ckpts"))
+
+
+@pytest.mark.slow
+def test_ablation_sigkill_then_resume_equals_uninterrupted_run(ablation_checkpoints, tmp_path, monkeypatch, capsys):
+    from experiments import ablation
+    from test_ablation import small_argv
+
+    def argv(out: Path, *extra: str) -> list[str]:
+        return ["ablation", *small_argv(ablation_checkpoints, out), *extra]
+
+    ref = tmp_path / "ref"
+    assert main(argv(ref, "--no-progress")) == 0
+    out = tmp_path / "run"
+    partial = out / "ablation.partial.json"
+    stored = _kill_after_first_point(argv(out), partial, "row ")
+    assert any(k.startswith("cell ") for k in stored) and 1 <= sum(k.startswith("row ") for k in stored) < len(ablation.ROWS)
+    assert not (out / "ablation.json").exists()
+
+    before = partial.read_bytes()
+    capsys.readouterr()
+    assert main(argv(out, "--no-progress", "--beam", "3")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds results of other settings: beam=2 there, beam=3 now" in err
+    assert partial.read_bytes() == before                   # refused before anything was loaded or written
+
+    puts = _count_calls(monkeypatch, Results, "put")
+    assert main(argv(out, "--no-progress")) == 0
+    assert puts and not {key for _, key, _ in puts} & set(stored)   # no stored cell or row is measured again
+    for name in ("ablation.json", "mixers.json"):
+        assert _strip(json.loads((out / name).read_text())) == _strip(json.loads((ref / name).read_text())), name
+    assert json.loads((out / "ablation.json").read_text())["provenance"]["git_sha"] is not None
     assert not partial.exists()
 
 

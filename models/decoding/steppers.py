@@ -3,7 +3,8 @@
 A stepper has ``vocab_size``, ``prefill(prompt) -> (logits (V,), state)`` and
 ``step(tokens, states) -> (logits (B, V), states)``. :class:`TorchStepper` wraps a
 :class:`~models.mmfree.model.MMFreeForCausalLM`, :class:`GoldenStepper` the Numba golden model (which also
-counts the events of every forward step it runs).
+counts the events of every forward step it runs), :class:`ViewStepper` the integer program's torch executor
+(:class:`~models.program.integer_view.IntegerView`; with an ``accumulate`` hook, e.g. crossbar tiles).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from models.program import numformat as nf
 from models.program.events import LayerEvents
 
-__all__ = ["TorchStepper", "GoldenStepper"]
+__all__ = ["TorchStepper", "GoldenStepper", "ViewStepper"]
 
 
 class TorchStepper:
@@ -73,3 +74,24 @@ class GoldenStepper:
             new.append(g.snapshot())
         return out, new
 
+
+class ViewStepper:
+    """An :class:`~models.program.integer_view.IntegerView` as a stepper (states: one integer state tensor per
+    beam; logits: the integer logits over ``2**OUT_FRAC``, as :class:`GoldenStepper`'s); ``tokens`` counts the tokens it has run
+    (prompts and steps)."""
+
+    def __init__(self, view):
+        self.view = view
+        self.vocab_size = int(view.program.vocab_size)
+        self.tokens = 0
+
+    def prefill(self, prompt: Sequence[int]) -> tuple[np.ndarray, Any]:
+        logits, state = self.view.forward(torch.tensor([list(prompt)], dtype=torch.long))
+        self.tokens += len(prompt)
+        return logits[0, -1].double().numpy() / (1 << nf.OUT_FRAC), state[:, 0]
+
+    def step(self, tokens: Sequence[int], states: Sequence[Any]) -> tuple[np.ndarray, list]:
+        logits, new = self.view.forward(torch.tensor(list(tokens), dtype=torch.long)[:, None],
+                                        torch.stack(list(states), 1))
+        self.tokens += len(tokens)
+        return logits[:, 0].double().numpy() / (1 << nf.OUT_FRAC), [new[:, i] for i in range(len(tokens))]

@@ -31,7 +31,8 @@ Densities of a record (one projection, a layer, or a sum over tokens and layers)
   saves ``1 / activation density``, skipping zero weights ``1 / weight density``.
 
 The golden model fills one :class:`LayerEvents` per (token, layer); the system model turns them into
-time and energy with a preset's per-event costs.
+time and energy with a preset's per-event costs. Every study reports "events per token" through
+:func:`token_events`: one named breakdown and one documented total.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 __all__ = ["LayerEvents", "EVENT_FIELDS", "bit_spikes", "input_events", "events_per_input", "weights_per_input",
-           "reach", "synaptic_ops", "zero_weight_slots", "activation_density", "weight_density"]
+           "reach", "synaptic_ops", "zero_weight_slots", "activation_density", "weight_density", "TOKEN_EVENT_PARTS",
+           "token_events"]
 
 
 def _integers(q) -> np.ndarray:
@@ -171,3 +173,25 @@ def weight_density(ev: LayerEvents) -> float:
 
 #: The names of every count, in definition order.
 EVENT_FIELDS = tuple(f.name for f in fields(LayerEvents))
+
+
+#: The parts of the events per token a study reports (:func:`token_events`), in the order they are added up.
+TOKEN_EVENT_PARTS = ("input_events", "synaptic_ops", "attention_ops", "output_spikes", "compare_events")
+
+
+def token_events(ev: LayerEvents, tokens: int, output_spikes: int = 0, compare_events: int = 0) -> dict[str, float]:
+    """The events per token every study reports, from counts ``ev`` summed over ``tokens`` tokens (all layers and
+    ``lm_head``) and, for a decoder, its ``output_spikes`` and ``compare_events`` over the same tokens.
+
+    Returns, each divided by ``tokens``: ``events``, the sum of :data:`TOKEN_EVENT_PARTS` -- every message into a
+    projection (``input_events``), every accumulate it causes (``synaptic_ops``), every spike-gated attention
+    addition (``attention_ops``), the decoder's output spikes and its comparisons (each spike is added to a
+    candidate's count and compared; :func:`models.decoding.beam_search.spike_beam_search`) -- and each part by
+    name; ``bit_spikes`` is reported beside, not added: the same inputs sent as sign-magnitude bit planes (the
+    message count of that coding in place of ``input_events``)."""
+    if isinstance(tokens, bool) or not isinstance(tokens, (int, np.integer)) or tokens < 1:
+        raise ValueError(f"events per token need at least one token, not {tokens!r}")
+    parts = {"input_events": ev.input_events, "synaptic_ops": ev.synaptic_ops, "attention_ops": ev.attention_ops,
+             "output_spikes": output_spikes, "compare_events": compare_events}
+    return {"events": sum(parts[k] for k in TOKEN_EVENT_PARTS) / tokens,
+            **{k: v / tokens for k, v in parts.items()}, "bit_spikes": ev.bit_spikes / tokens}

@@ -132,13 +132,15 @@ def _table(table: np.ndarray, like):
 
 
 def bit_length(x):
-    """Bit length of non-negative integers, element-wise (``int.bit_length`` for arrays; < 2**63)."""
+    """Bit length of non-negative integers, element-wise (``int.bit_length`` for arrays; < 2**63; 0 for
+    negatives). Arrays: a binary search over the shift, six passes, in ``x``'s dtype and library."""
     if isinstance(x, (int, np.integer)):
         return int(x).bit_length()
-    n = x * 0
-    for b in range(63):
-        n = n + ((x >> b) > 0)
-    return n
+    n, v = x * 0, x
+    for s in (32, 16, 8, 4, 2, 1):
+        big = (v >> s) > 0
+        n, v = _where(big, n + s, n), _where(big, v >> s, v)
+    return n + (v > 0)
 
 
 def check_act_bits(act_bits: int) -> int:
