@@ -129,12 +129,15 @@ def headline(root: Path) -> str:
     units = sorted({r["case"].split()[0] for r in rtl if r["metric"] == "simulated_cycles_per_s"})
     rows.append(["RTL units checked word for word against the golden model on Verilator and Icarus",
                  ", ".join(units), "`bench/results/rtl_sim.json`"])
-    for r in _json(root, "docs/system_model/scaling.json")["rows"]:
-        if r["model"] == "370m" and r["preset"] in ("loihi1", "loihi2-estimate"):
-            label = " (estimated constants)" if "estimate" in r["preset"] else " (published constants)"
-            rows.append([f"370M shape on {r['chips']} x {r['preset']}{label}, system model on assumed activity: "
-                         "tokens/s, mJ/token",
-                         f"{r['tokens_per_s']:.1f}, {r['j_per_token'] * 1e3:.1f}", "`docs/system_model/scaling.json`"])
+    for preset in ("loihi2-estimate", "loihi1"):
+        rel = f"docs/system_model/simulate_370m_{preset}.json"
+        r = _json(root, rel)
+        label = (" (estimated constants, graded spikes)" if "estimate" in preset
+                 else " (published per-event constants, binary spikes; static power and x86 costs estimated)")
+        rows.append([f"370M shape on {r['chips']} x {preset}{label}, system model on the bundled model's measured "
+                     f"densities: tokens/s, mJ/token = static ({r['energy_boundary']} boundary) + dynamic",
+                     f"{r['tokens_per_s']:.1f}, {r['energy_per_token_j'] * 1e3:.1f} = {r['static_j'] * 1e3:.1f} + "
+                     f"{r['dynamic_j'] * 1e3:.1f}", f"`{rel}`"])
     return _table(["what", "measured", "record"], rows)
 
 
@@ -273,6 +276,16 @@ def benchmarks(root: Path) -> str:
                  f"{fl['baseline_value']:.2f} ms/token ({packed / 1e6:.0f} MB packed / "
                  f"{packed / fl['baseline_value'] / 1e6:.1f} GB/s)", f"golden {fl['value']:.1f} ms",
                  f"{_pct(1 / fl['ratio'], 1)} of floor speed"])
+    for r in (r for r in g if r["metric"].startswith("decode_tokens_per_s_") and r["metric"].endswith("_threads")):
+        n = r["metric"].split("_")[-2]
+        rows.append(["`golden`", f"370M shape, decode, batch 1, {n} threads", f"{r['value']:.1f} tokens/s",
+                     f"{r['baseline']}: {r['baseline_value']:.1f} tokens/s", _ratio(r["ratio"])])
+    for metric, what in (("giga_ternary_macs_per_s_per_core", "370M shape, giga ternary MACs/s per core"),
+                         ("weight_bytes", "370M shape, weight bytes held (bit-sliced)")):
+        for r in _all(g, metric=metric):
+            fmt = (lambda v: f"{v / 1e6:.1f} MB") if r["unit"] == "B" else (lambda v: f"{v:.1f} {r['unit']}")  # noqa: E731
+            rows.append(["`golden`", what, fmt(r["value"]), f"{r['baseline']}: {fmt(r['baseline_value'])}",
+                         _ratio(r["ratio"])])
     lay = _all(g, metric="layer_tokens_per_s", baseline="0% zero")
     i8 = _all(g, metric="layer_tokens_per_s", baseline="int8")
     rows.append(["`golden`", "one 370M layer at 0 / 50 / 90 % zero inputs",
@@ -285,6 +298,15 @@ def benchmarks(root: Path) -> str:
         rs = _all(tm, baseline=base)
         rows.append(["`ternary_matvec`", "1024×1024 at 0 / 50 / 90 % zero activations, 1 thread",
                      " / ".join(f"{1e6 / r['value']:.0f}" for r in rs) + " µs",
+                     f"{base}: " + " / ".join(f"{1e6 / r['baseline_value']:.0f}" for r in rs) + " µs",
+                     " / ".join(_ratio(r["ratio"]) for r in rs)])
+    kb = _all(_bench(root, "kernels_bitsliced"), metric="matvecs_per_s")
+    for base in dict.fromkeys(r["baseline"] for r in kb):
+        rs = _all(kb, baseline=base)
+        shapes = [re.search(r"(\d+)x(\d+), (\d+)% zero", r["case"]).groups() for r in rs]
+        rows.append(["`kernels_bitsliced`", "bit-sliced kernel, 370M matrices "
+                     + " / ".join(f"{o}×{i}" + (f" at {z} % zeros" if z != "0" else "") for o, i, z in shapes)
+                     + ", 1 thread", " / ".join(f"{1e6 / r['value']:.0f}" for r in rs) + " µs",
                      f"{base}: " + " / ".join(f"{1e6 / r['baseline_value']:.0f}" for r in rs) + " µs",
                      " / ".join(_ratio(r["ratio"]) for r in rs)])
     rs = _all(_bench(root, "rtl_sim"), metric="simulated_cycles_per_s")
@@ -343,7 +365,7 @@ def benchmarks(root: Path) -> str:
                  f"{c['baseline_value']:.2f} s", f"{c['ratio']:.3f}"])
     return (_table(["benchmark", "case", "value", "baseline (same run)", "ratio"], rows) + "\n"
             + _faster_than(tm, "`ternary_matvec` (event-driven kernel)")
-            + _faster_than(i8, "`golden`, one layer (event-driven, with its front end)") + "\n" + _machines(root))
+            + _faster_than(i8, "`golden`, one layer (bit-sliced kernel, with its front end)") + "\n" + _machines(root))
 
 
 def _faster_than(records: list[dict], what: str) -> str:
@@ -433,6 +455,34 @@ def system_sim(root: Path) -> str:
                   rows)
 
 
+def system_activity(root: Path) -> str:
+    """docs/system_model.md: measured densities per stage kind (``activity_bundled.json``) and what a token
+    costs on them, static and dynamic apart (``simulate_*.json``)."""
+    a = _json(root, "docs/system_model/activity_bundled.json")
+    span = lambda kind, key: [v[key] for n, v in a["stages"].items() if n.split(".")[-1] == kind]  # noqa: E731
+    rng = lambda kind, key, fmt: (f" ({fmt(min(span(kind, key)))}–{fmt(max(span(kind, key)))} over layers)"  # noqa: E731
+                                  if kind != "lm_head" else "")
+    pc = lambda v: _pct(v, 1)  # noqa: E731
+    rows = [[f"`{k}`", pc(a["input_nonzero"][k]) + rng(k, "input_nonzero", pc), pc(a["weight_density"][k])
+             + rng(k, "weight_density", pc), f"{a['bit_spikes_per_event'][k]:.2f}"] for k in a["input_nonzero"]]
+    out = (f"Measured on `models/bundled`, {_f(a['tokens'])} tokens of WikiText-2 test "
+           f"(`docs/system_model/activity_bundled.json`):\n\n"
+           + _table(["stage kind", "activation density", "weight density", "bit spikes per input event"], rows))
+    sims = []
+    for model, preset, note in (("bundled", "loihi1", ""), ("bundled", "loihi2-estimate", ""), ("370m", "loihi1", ""),
+                                ("370m", "loihi1_synop-35.5pJ", ", SANA-FE's 35.5 pJ synaptic op"),
+                                ("370m", "loihi2-estimate", "")):
+        r = _json(root, f"docs/system_model/simulate_{model}_{preset}.json")
+        fmt = "binary spikes, non-linear on x86" if preset.startswith("loihi1") else "graded spikes, non-linear in neurocores"
+        lo, hi = (v * 1e3 for v in r["static_range_j"])
+        sims.append([model, f"{r['preset']} ({fmt}{note})", _f(r["chips"]), _g(r["tokens_per_s"]),
+                     f"{_g(r['static_j'] * 1e3)} ({_g(lo)}–{_g(hi)}; {r['energy_boundary']})", _g(r["dynamic_j"] * 1e3),
+                     "per stage" if "per-kind averages" not in r["activity_source"] else "per-kind averages"])
+    return out + "\nOne decode token on these densities (`docs/system_model/simulate_<model>_<preset>.json`):\n\n" + _table(
+        ["model", "preset", "chips", "tokens/s", "static mJ/token (over the stated range; boundary)", "dynamic mJ/token",
+         "densities"], sims)
+
+
 def sweep_bench(root: Path) -> str:
     """docs/sweep.md: the 1,000-point sweep's wall time per worker count (``bench/results/sweep.json``)."""
     recs = _bench(root, "sweep")
@@ -452,6 +502,22 @@ def crossbar_bench(root: Path) -> str:
     rows = [[r["case"], val(r["value"], r["unit"]), f"{r['baseline']}: {val(r['baseline_value'], r['unit'])}",
              _g(r["ratio"], 3)] for r in _bench(root, "crossbar")]
     return _table(["case", "value", "baseline (same run)", "ratio"], rows)
+
+
+def crossbar_rtl(root: Path) -> str:
+    """docs/crossbar.md: the RTL tile's measured cycles per MVM against its formula, and its periphery's Yosys
+    cells (``bench/results/crossbar_rtl.json``)."""
+    recs = _bench(root, "crossbar_rtl")
+    rows = [[r["case"].split(" ", 1)[1], _f(r["baseline_value"]), _f(r["value"]),
+             ", ".join(_f(i["value"]) for i in _all(recs, case=r["case"], metric="mvm_cycles_icarus")) or "not run"]
+            for r in _all(recs, metric="mvm_cycles_verilator")]
+    cells: dict[str, dict] = {}
+    for r in recs:
+        if r["metric"] in ("LUT", "FF", "CARRY", "DSP"):
+            cells.setdefault(r["case"].split(" ", 1)[1].split(" periphery")[0], {})[r["metric"]] = r["value"]
+    return (_table(["configuration", "formula (cycles)", "Verilator (measured)", "Icarus (measured)"], rows) + "\n"
+            + _table(["periphery of (array black-boxed)", "LUT", "FF", "CARRY", "DSP"],
+                     [[k, *(_f(v[m]) for m in ("LUT", "FF", "CARRY", "DSP"))] for k, v in cells.items()]))
 
 
 def crossbar_knobs(root: Path) -> str:
@@ -541,6 +607,45 @@ def pruning_domain_shift(root: Path) -> str:
     return _table(["step", "sparsity", "ppl WikiText-2", "ppl news", "synapses swapped"], rows)
 
 
+IN_SITU = "docs/in_situ/adapt.json"
+
+
+def in_situ(root: Path) -> str:
+    """docs/in_situ.md: every adaptation run, quality and cost per adapted token (``docs/in_situ/adapt.json``)."""
+    r = _json(root, IN_SITU)
+    b = r["before"]
+    rows = [["none (integer program)", _g(b["news_ppl"], 4), _g(b["wiki_ppl"], 4), "", "", "", "", ""]]
+    for x in r["runs"]:
+        c = x.get("cost")
+        rows.append([x["run"] + (" (digital reference)" if x["run"] == "float" else ""), _g(x["news_ppl"], 4),
+                     _g(x["wiki_ppl"], 4)]
+                    + (["", "", "", "", ""] if c is None else
+                       [_f(c["pulses_per_token"]), f"{_g(c['write_energy_per_token_j'] * 1e15, 3)} fJ",
+                        f"{_g(c['update_time_per_token_s'] * 1e9, 3)} ns", _g(c["pulses_per_device_per_token_max"], 3),
+                        _e(c["setup_pulses"], 3) if c["setup_pulses"] else "0"]))
+    return _table(["learner / device", "news ppl", "WikiText-2 ppl", "pulses/token", "write energy/token",
+                   "update time/token", "max pulses/device/token", "one-time setup pulses"], rows)
+
+
+def in_situ_summary(root: Path) -> str:
+    """README and docs/in_situ.md: what in-situ adaptation buys and costs, two sentences from the record."""
+    r = _json(root, IN_SITU)
+    b, runs, s = r["before"], {x["run"]: x for x in r["runs"]}, r["settings"]
+    ideal, flt = runs["sgd/ideal"], runs["float"]
+    best = min((x for k, x in runs.items() if k.startswith("sgd/") and k != "sgd/ideal"), key=lambda x: x["news_ppl"])
+    c = ideal["cost"]
+    tokens_life = 1.0 / c["endurance_per_token_max"]
+    return (f"In-situ adaptation of an analog adapter beside the bundled model's output layer on {_f(s['train_tokens'])} "
+            f"news tokens lowers news perplexity from {_g(b['news_ppl'], 4)} to {_g(ideal['news_ppl'], 4)} on ideal "
+            f"devices (float-trained adapter: {_g(flt['news_ppl'], 4)}; best published device, "
+            f"{best['run'].split('/')[1]}: {_g(best['news_ppl'], 4)}) while WikiText-2 moves from "
+            f"{_g(b['wiki_ppl'], 4)} to {_g(ideal['wiki_ppl'], 4)}. It costs {_f(c['pulses_per_token'])} pulses, "
+            f"{_g(c['write_energy_per_token_j'] * 1e15, 3)} fJ of write energy and "
+            f"{_g(c['update_time_per_token_s'] * 1e9, 3)} ns of update time per adapted token at the RPU pulse "
+            f"target, and its busiest device takes {_g(c['pulses_per_device_per_token_max'], 2)} pulses per token, "
+            f"so an assumed 1e9-pulse endurance lasts {_e(tokens_life, 2)} adapted tokens (`{IN_SITU}`).\n")
+
+
 def _decoder_rows(rows: list[dict], full: bool) -> list[list[str]]:
     out = []
     for r in rows:
@@ -552,7 +657,9 @@ def _decoder_rows(rows: list[dict], full: bool) -> list[list[str]]:
         if full:
             spikes = (f"{_f(r['output_spikes_per_token'])} + {_f(r['compare_events_per_token'])}"
                       if "output_spikes_per_token" in r else "0")
-            cells += [f"{r['forward_steps_per_token']:.3f}", _e(r["model_synaptic_ops_per_token"]), spikes]
+            synops = (r["event_breakdown_per_token"]["synaptic_ops"] if "event_breakdown_per_token" in r
+                      else r["model_synaptic_ops_per_token"])   # records before models.program.events.token_events
+            cells += [f"{r['forward_steps_per_token']:.3f}", _e(synops), spikes]
         cells.append(_e(r["events_per_token"]))
         out.append(cells)
     return out
@@ -588,6 +695,174 @@ def spike_speed(root: Path) -> str:
     return _table(["case", "forward tokens/s", "vs dense"], rows)
 
 
+# --------------------------------------------------------------------------- SmolLM2 spike conversion (docs/)
+
+SPIKE = "docs/spike_conversion"
+#: Study point key -> (label, T) in the grid tables.
+_CODING_LABEL = {"rate": "rate", "bitplane": "bitplane", "ttfs": "ttfs (log kernel)", "ttfs-linear": "ttfs-linear",
+                 "unary": "unary"}
+
+
+def _ppl(v: float) -> str:
+    """A perplexity: four significant digits, thousands separators up to 10^5, then ``1.87e5``."""
+    return _e(v, 3) if v >= 1e5 else _f(v) if v >= 1e3 else _g(v, 4)
+
+
+def _grid(root: Path, thresholds: str) -> dict:
+    return _json(root, f"{SPIKE}/grid_{thresholds}.json")
+
+
+def _dense_macs(points: dict) -> float:
+    """SmolLM2's dense MACs per token, from any spike-coded point's counts."""
+    return next(r["events_per_token"]["dense_macs"] for r in points.values()
+                if r.get("events_per_token", {}).get("dense_macs"))
+
+
+def _grid_order(key: str) -> tuple:
+    if key in ("dense", "int8"):
+        return (0 if key == "dense" else 1, "", 0)
+    coding, T = key.split(":")
+    return (2, coding, int(T))
+
+
+def spike_grid(thresholds: str):
+    """docs/spike_conversion.md: the coding x T grid of one threshold mode on the first tokens of WikiText-2 test."""
+    def region(root: Path) -> str:
+        g = _grid(root, thresholds)
+        macs = _dense_macs(g["points"])
+        rows = []
+        for key in sorted(g["points"], key=_grid_order):
+            rec = g["points"][key]
+            p = rec["ppl"]
+            if key in ("dense", "int8"):
+                label = "dense float32" if key == "dense" else "int8 weights, dense activations"
+                cost = ["–", "–", f"({_e(macs, 3)} MACs)", "1"]
+                rows.append([label, "–", _ppl(p["token_ppl"]), _ppl(p["word_ppl"]), f"{p['bits_per_byte']:.3f}"] + cost)
+                continue
+            coding, T = key.split(":")
+            ev = rec["events_per_token"]
+            rows.append([_CODING_LABEL[coding] + (" (= every coding at T=1)" if T == "1" else ""), T,
+                         _ppl(p["token_ppl"]), _ppl(p["word_ppl"]), f"{p['bits_per_byte']:.3f}",
+                         _e(ev["input_events"], 3), _e(ev["bit_spikes"], 3), _e(ev["synaptic_ops"], 3),
+                         f"{ev['synaptic_ops'] / macs:.2f}"])
+        s = g["settings"]
+        head = (f"First {_f(s['max_tokens'])} tokens of WikiText-2 test, window {s['window']}, stride {s['stride']}; "
+                f"thresholds calibrated on {_f(s['calib_tokens'])} corpus tokens (`{SPIKE}/grid_{thresholds}.json`).\n\n")
+        return head + _table(["point", "T", "token ppl", "word ppl", "bits/byte", "input events/token",
+                              "bit spikes/token", "synaptic ops/token", "ops / dense MACs"], rows)
+    region.__doc__ = f"docs/spike_conversion.md: the coding x T grid, thresholds={thresholds}."
+    return region
+
+
+def spike_summary(root: Path) -> str:
+    """docs/spike_conversion.md summary: the operating points that matter, from both grids."""
+    ch, te = _grid(root, "channel")["points"], _grid(root, "tensor")["points"]
+    pick = [("dense", ch, "dense", None), ("int8 weights", ch, "int8", None),
+            ("bit-plane T=8, per-neuron thresholds", ch, "bitplane:8", "adds"),
+            ("bit-plane T=16, per-neuron thresholds", ch, "bitplane:16", "adds"),
+            ("rate T=16, per-neuron thresholds", ch, "rate:16", "adds"),
+            ("log-TTFS T=8, per-neuron thresholds", ch, "ttfs:8", "adds"),
+            ("rate T=8, one threshold per layer", te, "rate:8", "adds")]
+    macs = _dense_macs(ch)
+    rows = [[label, _ppl(pts[k]["ppl"]["token_ppl"]),
+             f"{_e(pts[k]['events_per_token']['synaptic_ops'], 3)} adds" if unit else f"{_e(macs, 3)} MACs"]
+            for label, pts, k, unit in pick if k in pts]
+    return _table(["point", "perplexity (first 2,048 test tokens)", "synaptic ops/token"], rows)
+
+
+def spike_findings(root: Path) -> str:
+    """docs/spike_conversion.md: what the two grids say, each figure from them."""
+    ch, te = _grid(root, "channel")["points"], _grid(root, "tensor")["points"]
+    macs = _dense_macs(ch)
+    ppl = lambda pts, k: pts[k]["ppl"]["token_ppl"]  # noqa: E731
+    ops = lambda pts, k: pts[k]["events_per_token"]["synaptic_ops"]  # noqa: E731
+    dense = ppl(ch, "dense")
+    worst_tensor = max((k for k in te if k.startswith("rate:")), key=lambda k: int(k.split(":")[1]))
+    return "\n".join([
+        f"* **int8 weights cost nothing** ({_ppl(ppl(ch, 'int8'))} vs {_ppl(dense)} dense); the loss is in the "
+        f"activations' spike coding.",
+        f"* **With one threshold per site nothing survives**: rate T={worst_tensor.split(':')[1]} reaches "
+        f"{_ppl(ppl(te, worst_tensor))}, bitplane T=8 {_ppl(ppl(te, 'bitplane:8'))} (the error analysis below shows "
+        f"why: clipped massive activations). **Per-channel thresholds** fix most of it: bitplane T=8 "
+        f"{_ppl(ppl(ch, 'bitplane:8'))} ({100 * (ppl(ch, 'bitplane:8') / dense - 1):+.0f} % over dense), rate T=16 "
+        f"{_ppl(ppl(ch, 'rate:16'))}, bitplane T=4 {_ppl(ppl(ch, 'bitplane:4'))}.",
+        f"* **Spikes are not free**: at usable quality every coding does more synaptic operations per token than the "
+        f"dense model does MACs (bitplane T=8 {ops(ch, 'bitplane:8') / macs:.2f}x, rate T=16 "
+        f"{ops(ch, 'rate:16') / macs:.2f}x). Each is an add instead of a multiply-accumulate, so the energy case rests "
+        f"on an add being cheaper than a MAC by more than that factor and on hardware that does not pay per idle "
+        f"neuron.",
+        f"* **Bit-planes saturate at T=8**: T=16 buys {100 * (1 - ppl(ch, 'bitplane:16') / ppl(ch, 'bitplane:8')):.1f} % "
+        f"perplexity for {ops(ch, 'bitplane:16') / ops(ch, 'bitplane:8'):.1f}x the ops. Rate coding needs "
+        f"about twice the steps for worse quality (rate T=16 {_ppl(ppl(ch, 'rate:16'))}). Log-TTFS is the cheapest "
+        f"(one spike per value, {ops(ch, 'ttfs:8') / macs:.2f}x dense MACs at T=8) but its power-of-two levels cap "
+        f"quality ({_ppl(ppl(ch, 'ttfs:8'))} at T=8, {_ppl(ppl(ch, 'ttfs:16'))} at T=16).",
+    ]) + "\n"
+
+
+#: The commands that write the SmolLM2 records (each resumes after a kill).
+SPIKE_COMMANDS = {
+    "ppl_dense_full": "nmllm eval perplexity --model smollm2-135m --threads 1 --resume-file "
+                      "runs/spike/ppl_dense_full.resume.json --json docs/spike_conversion/ppl_dense_full.json",
+    "ppl_bitplane8_channel_full": "nmllm eval perplexity --model smollm2-135m --threads 1 --spike-coding bitplane "
+                                  "--timesteps 8 --thresholds channel --resume-file "
+                                  "runs/spike/ppl_bitplane8_channel_full.resume.json "
+                                  "--json docs/spike_conversion/ppl_bitplane8_channel_full.json",
+    "rouge_dense_200": "nmllm eval rouge --model smollm2-135m --n-articles 200 --max-new-tokens 64 "
+                       "--max-article-tokens 384 --threads 1 --resume-file runs/spike/rouge_dense_200.resume.json "
+                       "--json docs/spike_conversion/rouge_dense_200.json",
+    "rouge_bitplane8_channel_200": "nmllm eval rouge --model smollm2-135m --n-articles 200 --max-new-tokens 64 "
+                                   "--max-article-tokens 384 --threads 1 --spike-coding bitplane --timesteps 8 "
+                                   "--thresholds channel --resume-file "
+                                   "runs/spike/rouge_bitplane8_channel_200.resume.json "
+                                   "--json docs/spike_conversion/rouge_bitplane8_channel_200.json",
+}
+
+
+def _spike_rows(root: Path, runs: list[tuple[str, str]], cells, width: int) -> list[list[str]]:
+    """One row per ``(label, record name)``: ``cells(record)`` where the record is committed, else empty cells
+    and the command that writes it."""
+    rows = []
+    for label, name in runs:
+        path = root / SPIKE / f"{name}.json"
+        if path.is_file():
+            rows.append([label, *cells(json.loads(path.read_text())), f"`{SPIKE}/{name}.json`"])
+        else:
+            rows.append([label, *["–"] * width, f"not measured yet (the run needs hours here and resumes): "
+                                                f"`{SPIKE_COMMANDS[name]}`"])
+    return rows
+
+
+def _synaptic_ops(r: dict, macs: float) -> str:
+    """A converted run's synaptic ops per token; a dense run's MACs in brackets."""
+    return _e(r["events_per_token"]["synaptic_ops"], 3) if "events_per_token" in r else f"({_e(macs, 3)} MACs)"
+
+
+def spike_full_test(root: Path) -> str:
+    """docs/spike_conversion.md: dense and bit-plane T=8 on all of WikiText-2 test."""
+    macs = _dense_macs(_grid(root, "channel")["points"])
+    rows = _spike_rows(root, [("dense float32", "ppl_dense_full"),
+                              ("bitplane T=8, per-channel θ, int8 weights", "ppl_bitplane8_channel_full")],
+                       lambda r: [f"**{r['token_ppl']:.2f}**", f"{r['word_ppl']:.2f}", f"{r['bits_per_byte']:.3f}",
+                                  _synaptic_ops(r, macs), f"{_f(r['seconds'])} s",
+                                  ", ".join(f"{x:.1f}" for x in r["provenance"]["load_average"])], 6)
+    d = _json(root, f"{SPIKE}/ppl_dense_full.json")
+    head = (f"All {_f(d['tokens'])} tokens of `wiki.test.raw` (SmolLM2 tokenizer), window {d['window']}, stride "
+            f"{d['stride']}, one thread:\n\n")
+    return head + _table(["model", "token ppl", "word ppl", "bits/byte", "synaptic ops / token", "wall time",
+                          "load average at the start", "record"], rows)
+
+
+def spike_rouge(root: Path) -> str:
+    """docs/spike_conversion.md: ROUGE of dense and bit-plane T=8 SmolLM2 on the first 200 CNN/DailyMail articles."""
+    macs = _dense_macs(_grid(root, "channel")["points"])
+    rows = _spike_rows(root, [("dense float32", "rouge_dense_200"),
+                              ("bitplane T=8, per-channel θ", "rouge_bitplane8_channel_200")],
+                       lambda r: [f"**{r['rouge1']:.2f}**", f"**{r['rouge2']:.2f}**", f"**{r['rougeLsum']:.2f}**",
+                                  _f(r["generated_tokens"]), _synaptic_ops(r, macs), f"{_f(r['seconds'])} s"], 6)
+    return _table(["model", "ROUGE-1", "ROUGE-2", "ROUGE-Lsum", "tokens generated",
+                   "synaptic ops / token (prompt + generated)", "wall time", "record"], rows)
+
+
 #: Region name -> function of the repository root returning the region's Markdown.
 REGIONS = {
     "headline": headline,
@@ -604,16 +879,26 @@ REGIONS = {
     "scaling-baselines": scaling_baselines,
     "loihi2-variants": loihi2_variants,
     "system-sim": system_sim,
+    "system-activity": system_activity,
     "sweep-bench": sweep_bench,
     "crossbar-bench": crossbar_bench,
     "crossbar-knobs": crossbar_knobs,
+    "crossbar-rtl": crossbar_rtl,
     "pruning-sweep": pruning_sweep,
     "pruning-ablation": pruning_ablation,
     "pruning-domain-shift": pruning_domain_shift,
+    "in-situ": in_situ,
+    "in-situ-summary": in_situ_summary,
     "beam-search": beam_search,
     "beam-early-termination": beam_early_termination,
     "beam-cue": beam_cue,
     "spike-speed": spike_speed,
+    "spike-grid-channel": spike_grid("channel"),
+    "spike-grid-tensor": spike_grid("tensor"),
+    "spike-summary": spike_summary,
+    "spike-findings": spike_findings,
+    "spike-full-test": spike_full_test,
+    "spike-rouge": spike_rouge,
 }
 
 #: Pages generated whole (relative path -> function of the repository root).

@@ -31,13 +31,9 @@ RTL = ("bench/results/rtl_sim.json", "vectors_passed",
 #: Results tables whose record is not committed yet: (page, header prefix) -> (the record file they wait for, the
 #: metric in it or None, why). When the record appears, the table must become a generated region (a test says so).
 NO_RECORD_YET = {
-    ("docs/spike_conversion.md", "| point | perplexity | synaptic ops/token |"): (SPIKE + "grid.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| model | token ppl | word ppl |"): (SPIKE + "full_test.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| point | T | token ppl |"): (SPIKE + "grid.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| model | ROUGE-1 | ROUGE-2 |"): (SPIKE + "rouge.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| operating point | median local SNR"): (SPIKE + "errors.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| token type | tokens | dense NLL |"): (SPIKE + "errors.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| schedule (rate, per-channel θ) |"): (SPIKE + "schedule.json", None, SMOLLM),
+    ("docs/spike_conversion.md", "| operating point | median local SNR"): (SPIKE + "errors_rate_channel.json", None, SMOLLM),
+    ("docs/spike_conversion.md", "| token type | tokens | dense NLL |"): (SPIKE + "errors_rate_channel.json", None, SMOLLM),
+    ("docs/spike_conversion.md", "| schedule (rate, per-channel θ) |"): (SPIKE + "errors_rate_channel.json", None, SMOLLM),
     ("docs/spike_conversion.md", "| site kind (mean over 30 layers) |"): (SPIKE + "interpret.json", None, SMOLLM),
     ("docs/crossbar.md", "| array | wires | ideal (no IR drop) vs ngspice |"):
         ("docs/crossbar/spice_check.json", None, "computed by tests/test_crossbar_spice.py, not stored"),

@@ -104,8 +104,8 @@ def test_failing_point_is_recorded_and_sweep_goes_on(tmp_path):
     res = run_sweep(spec, store, workers=1, processes=False, progress=False)
     assert (res.ok, res.failed, res.total) == (1, 3, 4)
     rows = {(r["knob.chips"], r["knob.cores_per_chip"]): r for r in store.rows()}
-    assert rows[("auto", 128)]["status"] == "ok" and rows[("auto", 128)]["chips"] == 10
-    assert rows[(1, 128)]["error"].startswith("DoesNotFit: model 370m needs 10 loihi1 chips")
+    assert rows[("auto", 128)]["status"] == "ok" and rows[("auto", 128)]["chips"] == 77
+    assert rows[(1, 128)]["error"].startswith("DoesNotFit: model 370m needs 77 loihi1 chips")
     assert rows[("auto", 100)]["error"] == ("ValueError: cores_per_chip=100 is not a positive multiple of the 32 routers "
                                             "per chip: pick a multiple or change mesh")
     out = finish(spec, store, tmp_path)
@@ -139,8 +139,8 @@ def _sweep_cmd(spec: Path, out: Path, log: Path, *extra):
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     spec_path = tmp_path / "kill.yaml"
-    spec_path.write_text(yaml.safe_dump({"name": "kill", "models": ["370m"], "knobs": {
-        "preset": ["loihi1", "loihi2-estimate", "vck190"], "fill": [0.5, 0.75, 1.0],
+    spec_path.write_text(yaml.safe_dump({"name": "kill", "models": ["125m"], "knobs": {
+        "preset": ["loihi2-estimate", "crossbar", "vck190"], "fill": [0.5, 0.75, 1.0],
         "static_per_chip": [0.1, 0.2, 0.3], "chips": ["auto"]}}))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     n = len(load_spec(spec_path).points())

@@ -6,8 +6,9 @@ or a checkpoint directory (default ``models/bundled``), and writes the mapping J
 that JSON (or a model, which it compiles first) and prints the report: tokens/s, latency, time to first
 token, energy per token by category, power, core utilisation. Both take ``--preset``, ``--chips N|auto``
 and ``--set key=value`` overrides of any hardware field or cost (``--set weight_bits=8 --set static_per_chip=0.2``).
-``activity`` measures the densities with the golden model (default: ``models/bundled`` on WikiText-2 test)
-and writes the JSON ``simulate --activity`` takes.
+``activity`` measures the densities per stage with the golden model (default: ``models/bundled`` on WikiText-2
+test) and writes the JSON ``simulate --activity`` takes; ``simulate CHECKPOINT`` measures them itself
+(``--tokens``, ``--text``) unless given ``--activity FILE`` or ``--activity assumed``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def _compile(args):
 
 
 def _run_compile(args) -> int:
+    if args.sanafe and _checkpoint_dir(args.model) is None:
+        raise ValueError(f"--sanafe needs a checkpoint directory with weights, not {args.model!r}: model names "
+                         f"(125m ... 13b) are shapes without weights")
     shape, preset, mapping = _compile(args)
     out = mapping.save(args.out)
     s = mapping.summary()
@@ -83,6 +87,15 @@ def _run_compile(args) -> int:
     if args.images:
         for path in write_memory_images(args.model, args.images, args.lanes):
             print(f"  memory image: {path}")
+    if args.sanafe:
+        from models.mmfree.checkpoint import load_checkpoint
+        from models.program.integer_program import IntegerProgram
+        from sim.system.sanafe import stage_inputs, write
+
+        program = IntegerProgram.from_model(load_checkpoint(Path(args.model)))
+        codes, x = stage_inputs(program, mapping.options["token"], mapping, args.sanafe_stage)
+        for path in write(args.sanafe, preset, mapping, args.sanafe_stage, codes, x):
+            print(f"  SANA-FE: {path}")
     return 0
 
 
@@ -112,17 +125,43 @@ def write_memory_images(checkpoint_dir, out_dir, lanes: int = 8) -> list[Path]:
     return paths
 
 
-def _load_activity(path, shape):
-    from sim.system.activity import Activity, assumed_activity
-    if path is None:
+def _checkpoint_dir(target) -> Path | None:
+    """``target`` as a checkpoint directory (one with config.json and weights), else None."""
+    p = Path(str(target))
+    return p if p.is_dir() and (p / "config.json").is_file() and (p / "model.safetensors").is_file() else None
+
+
+def _check_activity_args(args) -> None:
+    """Refuse bad activity options before anything slow loads."""
+    if isinstance(args.tokens, bool) or args.tokens < 1:
+        raise ValueError(f"--tokens must be a positive integer, not {args.tokens}")
+    if args.activity not in (None, "assumed") and not Path(args.activity).is_file():
+        raise FileNotFoundError(f"no activity file {args.activity!r}: give a JSON written by `nmllm activity`, or "
+                                f"--activity assumed")
+
+
+def _load_activity(args, shape, checkpoint):
+    """The activity ``simulate`` uses: a file, the stated assumption, or (default for a checkpoint) the golden
+    model's per-stage counts on ``--tokens`` tokens of ``--text``."""
+    from sim.system.activity import Activity, assumed_activity, measure_activity
+
+    if args.activity == "assumed" or (args.activity is None and checkpoint is None):
         return assumed_activity(shape)
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no activity file {str(p)!r}: give a JSON written from sim.system.activity.Activity.to_dict()")
+    if args.activity is None:
+        from models.eval.perplexity import default_data_path
+
+        text = Path(args.text) if args.text else default_data_path()
+        if not text.is_file():
+            raise FileNotFoundError(f"no text file {str(text)!r} to measure the activity of {checkpoint} on: pass "
+                                    f"--text FILE, --activity FILE.json, or --activity assumed")
+        return measure_activity(checkpoint, text, checkpoint / "tokenizer.json", args.tokens)
+    p = Path(args.activity)
     try:
         return Activity.from_dict(json.loads(p.read_text()))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{p.name} is not JSON ({exc.msg}): give a JSON written from Activity.to_dict()") from None
+        raise ValueError(f"{p.name} is not JSON ({exc.msg}): give a JSON written by `nmllm activity`") from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{p.name}: {exc}") from None
 
 
 def _run_simulate(args) -> int:
@@ -130,7 +169,9 @@ def _run_simulate(args) -> int:
     from sim.system.shapes import ModelShape, model_shape
     from sim.system.model import simulate
 
+    _check_activity_args(args)
     target = Path(args.target)
+    checkpoint = None
     if target.is_file():
         mapping = Mapping.load(target)
         m = mapping.model
@@ -145,19 +186,26 @@ def _run_simulate(args) -> int:
     else:
         args.model = args.target
         args.token = None
+        checkpoint = _checkpoint_dir(args.target)
         shape, preset, mapping = _compile(args)
-    activity = _load_activity(args.activity, shape)
+    activity = _load_activity(args, shape, checkpoint)
     report = simulate(mapping, preset, activity, prompt_tokens=args.prompt, progress=args.progress)
     print(report.text())
     if args.json:
+        from experiments.provenance import provenance
+
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        record = {**report.to_dict(), "activity": activity.to_dict(), "provenance": provenance()}
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(out)
         print(f"  report: {out}")
     return 0
 
 
 def _run_activity(args) -> int:
+    from experiments.provenance import provenance
     from sim.system.activity import measure_activity
 
     from models.eval.perplexity import default_data_path
@@ -167,9 +215,14 @@ def _run_activity(args) -> int:
     text = args.text or default_data_path()
     tokenizer = args.tokenizer or Path(args.checkpoint) / "tokenizer.json"
     act = measure_activity(args.checkpoint, text, tokenizer, args.tokens)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(act.to_dict(), indent=2) + "\n")
-    print(json.dumps(act.to_dict(), indent=2))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps({**act.to_dict(), "provenance": provenance()}, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"activity of {args.checkpoint} on {args.tokens} tokens: "
+          + ", ".join(f"{k} {act.input_nonzero[k]:.3f}/{act.weight_of(k):.3f}" for k in act.input_nonzero)
+          + f" (activation/weight density per kind; every stage in {out})")
     return 0
 
 
@@ -184,6 +237,11 @@ def register(subparsers) -> None:
     c.add_argument("--images", default=None, help="also write per-layer memory images (s_axis_load frames) of a "
                                                   "checkpoint for the RTL layer top into this folder")
     c.add_argument("--lanes", type=int, default=8, help="lanes of the RTL layer top the images are for (default 8)")
+    c.add_argument("--sanafe", default=None, metavar="DIR",
+                   help="also write one stage of a checkpoint's mapping as a SANA-FE architecture and network "
+                        "(binary spikes, the --token's inputs) into this folder, to cross-check with SANA-FE")
+    c.add_argument("--sanafe-stage", default="L0.down", help="the stage --sanafe writes (o, gate, down or lm_head "
+                                                              "of a layer, e.g. L0.down; default L0.down)")
     c.set_defaults(func=_run_compile)
 
     s = subparsers.add_parser("simulate", help="time and energy per token of a mapping (or of a model)")
@@ -192,7 +250,11 @@ def register(subparsers) -> None:
     _add_hw_args(s)
     s.add_argument("--prompt", type=int, default=500, help="prompt length for time-to-first-token (default 500)")
     s.add_argument("--activity", default=None,
-                   help="activity JSON (Activity.to_dict(), e.g. measured by the golden model); default: stated assumption")
+                   help="activity JSON from `nmllm activity`, or 'assumed'; default: for a checkpoint, measured per stage "
+                        "by the golden model on --tokens tokens of --text; for a shape, the stated assumption")
+    s.add_argument("--text", default=None,
+                   help="text the default activity is measured on (default ../shared/data/wikitext-2/wiki.test.raw, or $NMLLM_DATA)")
+    s.add_argument("--tokens", type=int, default=64, help="tokens the default activity is measured on (default 64)")
     s.add_argument("--json", default=None, help="also write the report as JSON here")
     s.add_argument("--progress", action="store_true", help="show a progress bar over the token's timesteps")
     s.set_defaults(func=_run_simulate)

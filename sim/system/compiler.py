@@ -22,7 +22,20 @@ of tiles, so a stage and the next one (which exchange all-to-all messages) sit n
 
 Messages: one per (source core, destination core, timestep), carrying ``values`` int32 values (only the
 overlap of what the source produces and the destination needs); the system model turns values into
-packets, hops and work. When the model does not fit, :class:`DoesNotFit` says how many chips it needs.
+packets, hops and work. When the model does not fit, :class:`DoesNotFit` says how many chips it needs;
+a mapping of more than :data:`MAX_MESSAGES` messages per token is refused before it is built.
+
+Spike formats (``hw.spike_format``). ``graded``: a stage sends its int32 outputs; each receiver holds whole
+synapse rows, so it receives the whole input vector and computes the BitLinear's Σx² and max|x| itself
+(the MLGRU's ``ifg`` cores also send each ``o`` core one value of their partial Σg² for g_norm, as a
+``reduce`` message).
+``binary``: a value must leave as the sign-magnitude bit spikes of its int8 code, so the SENDER quantises,
+which needs Σx² and max|x| of a vector spread over the stage's cores: a per-token reduction of two
+timesteps (``.reduce``: every source core sends its partials (two; three with the MLGRU's Σg²) to the
+stage's first core, which combines
+them and sends the scale back; ``.send``: every source quantises its columns and sends the spikes), skipped
+when one core holds the whole vector. Each int8 input then needs :data:`sim.system.hwconfig.BINARY_AXONS`
+synapse rows, so a core holds that many times fewer columns.
 """
 
 from __future__ import annotations
@@ -43,17 +56,20 @@ from sim.system.energy import Preset
 from sim.system.hwconfig import HWConfig
 from sim.system.shapes import ModelShape
 
-__all__ = ["MSG_SYN", "MSG_RES", "MSG_PSUM", "MSG_CTRL", "STAGE_KINDS", "DoesNotFit", "Stage", "Mapping",
+__all__ = ["MSG_SYN", "MSG_RES", "MSG_PSUM", "MSG_CTRL", "MSG_RED", "STAGE_KINDS", "DoesNotFit", "Stage", "Mapping",
            "compile_model", "chips_needed"]
 
-MSG_SYN, MSG_RES, MSG_PSUM, MSG_CTRL = 0, 1, 2, 3
-MSG_KIND_NAMES = ("syn", "res", "psum", "ctrl")
+MSG_SYN, MSG_RES, MSG_PSUM, MSG_CTRL, MSG_RED = 0, 1, 2, 3, 4
+MSG_KIND_NAMES = ("syn", "res", "psum", "ctrl", "reduce")
 STAGE_KINDS = ("embed", "ifg", "o", "gate", "down", "lm_head", "sample")
 #: Neuron slots per output channel: accumulators + state (MLGRU h, residual).
 NEURONS_PER_CHANNEL = {"ifg": 4, "o": 2, "gate": 2, "down": 2, "lm_head": 1}
 #: Stored weight columns per output channel.
 PROJ_COUNT = {"ifg": 3, "o": 1, "gate": 2, "down": 1, "lm_head": 1}
 FORMAT = "nmllm-mapping/1"
+#: Messages per token beyond which a mapping is refused (memory: about 1 kB of arrays per message in the
+#: system model; 13B on loihi2-estimate sends 3.6 M, 370M on loihi1 with binary spikes 0.7 M).
+MAX_MESSAGES = 20_000_000
 
 
 class DoesNotFit(ValueError):
@@ -287,10 +303,10 @@ def _cut_stage(kind: str, K: int, N: int, hw: HWConfig, fill: float) -> _Cut:
         per_core = (col_arrays * w_per_array) // pc
     else:
         mem_bits = int(hw.synapse_mem_bytes * fill * 8)
-        col_bits = K * hw.weight_bits * pc
+        col_bits = K * hw.axons_per_input * hw.weight_bits * pc
         rb = 1 if col_bits <= mem_bits else math.ceil(col_bits / mem_bits)
         k_c = math.ceil(K / rb)
-        per_core = mem_bits // (k_c * hw.weight_bits * pc)
+        per_core = mem_bits // (k_c * hw.axons_per_input * hw.weight_bits * pc)
     per_core = min(per_core, neuron_cap, N)
     if per_core < 1:
         raise ValueError(f"one {kind} channel does not fit a core: raise synapse_mem_bytes or --fill")
@@ -369,6 +385,13 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
         n = math.ceil(needed / hw.cores_per_chip)
         raise DoesNotFit(f"model {shape.name} needs {n} {preset.name} chips ({needed} cores at {hw.cores_per_chip} "
                          f"per chip, fill {fill:g}) but the configuration has {hw.chips}: pass --chips {n} (or --chips auto)", n)
+    # owners (first row block) of each stage's columns x the cores of the next stage whose rows they reach
+    pairs = sum(a.col_blocks * b.col_blocks * min(b.row_blocks, -(-b.row_blocks // a.col_blocks) + 1)
+                for a, b in zip(cuts[:-2], cuts[1:-1]))
+    if pairs > MAX_MESSAGES:
+        raise ValueError(f"model {shape.name} on {preset.name} would send about {pairs:,} messages per token (all-to-all "
+                         f"between consecutive stages of {needed:,} cores), more than the {MAX_MESSAGES:,} this "
+                         f"message-level model holds: map a smaller model or a preset with larger cores")
     slots = _slot_order(hw, placement, seed)[:needed]
 
     # ---- cores
@@ -386,7 +409,7 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
                 elif st.kind == "sample":
                     wbytes, neurons = 0, 1
                 else:
-                    wbytes = 0 if hw.has_crossbars else (k_c * n_c * st.proj_count * hw.weight_bits + 7) // 8
+                    wbytes = 0 if hw.has_crossbars else (k_c * hw.axons_per_input * n_c * st.proj_count * hw.weight_bits + 7) // 8
                     neurons = n_c * NEURONS_PER_CHANNEL[st.kind]
                 xa = xbl = xtr = xct = 0
                 if hw.has_crossbars and st.kind not in ("embed", "sample"):
@@ -412,8 +435,9 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
         ids = np.asarray(stages[si].cores, dtype=np.int64)
         return ids[cores["rb"][ids] == 0] if owners_only else ids
 
-    def connect(step: int, src: np.ndarray, dst_si: int, mode: str, extra: int = 0) -> None:
-        """Messages from ``src`` (their output columns) to stage ``dst_si`` (its rows, or its columns for res)."""
+    def connect(step: int, src: np.ndarray, dst_si: int, mode: str, norm: bool = False) -> None:
+        """Messages from ``src`` (their output columns) to stage ``dst_si`` (its rows, or its columns for res);
+        ``norm``: each also sends one value of norm statistics (a ``reduce`` message)."""
         dst = parts(dst_si, owners_only=(mode == "res"))
         a0, a1 = cores["col0"][src], cores["col1"][src]
         if mode == "syn":
@@ -422,9 +446,10 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
             b0, b1 = cores["col0"][dst], cores["col1"][dst]
         ov = _overlap(a0, a1, b0, b1)
         i, j = np.nonzero(ov)
-        vals = ov[i, j] + extra
         kind = MSG_SYN if mode == "syn" else MSG_RES
-        msgs.append((np.full(len(i), step), src[i], dst[j], vals, np.full(len(i), kind)))
+        msgs.append((np.full(len(i), step), src[i], dst[j], ov[i, j], np.full(len(i), kind)))
+        if norm:
+            msgs.append((np.full(len(i), step), src[i], dst[j], np.ones(len(i)), np.full(len(i), MSG_RED)))
 
     def add_step(name: str, si: int, phase: str, sources: np.ndarray, work: dict[str, np.ndarray]) -> int:
         steps.append({"name": name, "stage": si, "phase": phase, "sources": sources.astype(np.int64),
@@ -458,17 +483,34 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
         dst = np.asarray([owner[int(cores["cb"][c])] for c in src], dtype=np.int64)
         msgs.append((np.full(len(src), k), src, dst, n_c * st.proj_count + 1, np.full(len(src), MSG_PSUM)))
 
+    binary = hw.spike_format == "binary"
+    spike = shape.token_mixer == "spike_attention"
+
+    def reduction(si: int, src: np.ndarray, k: int) -> int:
+        """Binary format: the ``.reduce`` and ``.send`` timesteps after step ``k`` of stage ``si`` (see the
+        module docstring); returns the step whose sources send the stage's outputs."""
+        if not binary or len(src) < 2:
+            return k
+        name, red, others = stages[si].name, src[:1], src[1:]
+        partials = 3 if stages[si].kind == "ifg" and not spike else 2   # Σx², max|x| (+ Σg² for the MLGRU's g_norm)
+        msgs.append((np.full(len(others), k), others, np.full(len(others), red[0]), np.full(len(others), partials),
+                     np.full(len(others), MSG_RED)))
+        k = add_step(f"{name}.reduce", si, "reduce", red,
+                     {"neuron_updates": np.asarray([2 * len(src)]), "nonlinear_evals": np.asarray([1])})
+        msgs.append((np.full(len(others), k), np.full(len(others), red[0]), others, np.ones(len(others)),
+                     np.full(len(others), MSG_RED)))
+        return add_step(f"{name}.send", si, "neuron", src, {"neuron_updates": cores["col1"][src] - cores["col0"][src]})
+
     # embed: the token's row owner(s) read the row and send it
     e_si = by_name["embed"]
     e_ids = np.asarray(stages[e_si].cores, dtype=np.int64)
     owner = e_ids[(cores["row0"][e_ids] <= token) & (token < cores["row1"][e_ids])]
     n_c = cores["col1"][owner] - cores["col0"][owner]
-    k = add_step("embed", e_si, "read", owner, {"sram_bytes": n_c * hw.embed_bits // 8})
+    k = reduction(e_si, owner, add_step("embed", e_si, "read", owner, {"sram_bytes": n_c * hw.embed_bits // 8}))
     first = by_name["L0.ifg"] if shape.layers else by_name["lm_head"]
     connect(k, owner, first, "syn")
     if shape.layers:
         connect(k, owner, by_name["L0.o"], "res")
-    spike = shape.token_mixer == "spike_attention"
     for li in range(shape.layers):
         ifg, o, gate, down = (by_name[f"L{li}.{t}"] for t in ("ifg", "o", "gate", "down"))
         nxt_ifg = by_name.get(f"L{li + 1}.ifg")
@@ -482,9 +524,9 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
                 k = add_step(stages[si].name, si, "neuron", src, work)   # q, k, v read-out as spike counts
                 head_exchange(k, src)
                 dh = shape.head_dim
-                k = add_step(f"L{li}.attn", si, "neuron", src,
-                             {"state_updates": n_c * dh, "attention_cells": n_c * dh,
-                              "state_bytes": 2 * n_c * dh * (-(-nf.ATTN_STATE_BITS // 8))})
+                k = reduction(si, src, add_step(f"L{li}.attn", si, "neuron", src,
+                                                {"state_updates": n_c * dh, "attention_cells": n_c * dh,
+                                                 "state_bytes": 2 * n_c * dh * (-(-nf.ATTN_STATE_BITS // 8))}))
                 connect(k, src, o, "syn")
                 continue
             if kind == "ifg":
@@ -494,9 +536,9 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
                 work.update(nonlinear_evals=n_c + 1)
             elif kind == "o":
                 work.update(nonlinear_evals=2 * np.ones(len(src)))
-            k = add_step(stages[si].name, si, "neuron", src, work)
+            k = reduction(si, src, add_step(stages[si].name, si, "neuron", src, work))
             if kind == "ifg":
-                connect(k, src, o, "syn", extra=1)          # + partial sum of squares for g_norm
+                connect(k, src, o, "syn", norm=not binary)  # graded: + partial sum of squares for g_norm
             elif kind == "o":
                 connect(k, src, gate, "syn")
                 connect(k, src, down, "res")

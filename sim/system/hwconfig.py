@@ -18,11 +18,21 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-__all__ = ["HWConfig", "parse_override"]
+__all__ = ["SPIKE_FORMATS", "NONLINEAR_UNITS", "BINARY_AXONS", "HWConfig", "parse_override"]
+
+#: How a value travels between neurons: ``graded`` (a payload of ``payload_bits`` per packet, Loihi 2 style)
+#: or ``binary`` (one-bit spikes: a value is sent as its sign-magnitude bit-plane spikes, one packet each).
+SPIKE_FORMATS = ("graded", "binary")
+#: Where element-wise and non-linear work (sigmoid, SiLU, rsqrt, the MLGRU state update, products) runs:
+#: in the neurocores (programmable neurons) or on the chip's embedded x86 cores (Loihi 1's Lakemonts).
+NONLINEAR_UNITS = ("neurocore", "x86")
+#: Binary format: input axons per int8 input (sign-split pair x 7 magnitude planes of |q| <= 127), each
+#: with its own synapse row of the ternary codes scaled by the plane's weight exponent.
+BINARY_AXONS = 2 * 7
 
 _POSITIVE_INTS = ("chips", "tiles_x", "tiles_y", "cores_per_tile", "neurons_per_core", "synapse_mem_bytes",
                   "weight_bits", "embed_bits", "value_bits", "payload_bits")
-_NONNEG_INTS = ("xbar_tiles_per_core", "xbar_rows", "xbar_cols", "xbar_cells_per_weight", "xbar_cols_per_adc",
+_NONNEG_INTS = ("x86_cores_per_chip", "xbar_tiles_per_core", "xbar_rows", "xbar_cols", "xbar_cells_per_weight", "xbar_cols_per_adc",
                 "xbar_input_bits")
 
 
@@ -65,6 +75,13 @@ class HWConfig:
         Bit lines sharing one ADC (converted one after the other).
     xbar_input_bits : int
         Input bits applied bit-serially through 1-bit DACs (one read cycle per bit).
+    spike_format : str
+        ``graded`` or ``binary`` (:data:`SPIKE_FORMATS`); binary stores :data:`BINARY_AXONS` synapse rows
+        per input (so ``BINARY_AXONS`` x the synapse memory) and sends one packet per bit spike.
+    nonlinear_unit : str
+        ``neurocore`` or ``x86`` (:data:`NONLINEAR_UNITS`): where the element-wise and non-linear work runs.
+    x86_cores_per_chip : int
+        Embedded x86 cores per chip that run it when ``nonlinear_unit`` is ``x86``.
     """
 
     name: str = "custom"
@@ -85,6 +102,9 @@ class HWConfig:
     xbar_cells_per_weight: int = 0
     xbar_cols_per_adc: int = 0
     xbar_input_bits: int = 0
+    spike_format: str = "graded"
+    nonlinear_unit: str = "neurocore"
+    x86_cores_per_chip: int = 0
     notes: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +128,11 @@ class HWConfig:
     @property
     def packets_per_value(self) -> int:
         return -(-self.value_bits // self.payload_bits)
+
+    @property
+    def axons_per_input(self) -> int:
+        """Synapse rows per input value: 1 (graded) or :data:`BINARY_AXONS` (binary)."""
+        return BINARY_AXONS if self.spike_format == "binary" else 1
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -136,6 +161,13 @@ class HWConfig:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{f} must be a non-negative integer, got {v!r}: fix the preset's hardware section or pass --set {f}=N")
+        if self.spike_format not in SPIKE_FORMATS:
+            raise ValueError(f"spike_format must be one of {', '.join(SPIKE_FORMATS)}, got {self.spike_format!r}: "
+                             f"fix the preset's hardware section or pass --set spike_format=binary")
+        if self.nonlinear_unit not in NONLINEAR_UNITS:
+            raise ValueError(f"nonlinear_unit must be one of {', '.join(NONLINEAR_UNITS)}, got {self.nonlinear_unit!r}")
+        if self.nonlinear_unit == "x86" and self.x86_cores_per_chip < 1:
+            raise ValueError("nonlinear_unit x86 needs x86_cores_per_chip >= 1: set it in the preset or pass --set x86_cores_per_chip=N")
         if self.weight_bits < 2:
             raise ValueError(f"weight_bits must be at least 2 to hold a ternary weight, got {self.weight_bits}: pass --set weight_bits=2")
         if self.xbar_tiles_per_core:

@@ -18,8 +18,22 @@ prompt tokens are known, so every stage works on a different token in the same t
 pipelined timestep is simulated with every stage active and the time to first token of a ``P``-token
 prompt is ``(P - 1 + steps) x`` that timestep.
 
+Non-linear and element-wise work (sigmoid, SiLU, rsqrt, the MLGRU state update, the products) runs in the
+neurocores, or, where the hardware's ``nonlinear_unit`` is ``x86`` (Loihi 1: fixed LIF neurons), on each
+chip's embedded x86 cores: a step's elements on a chip are shared by its x86 cores, each element costs
+``offload_op`` plus two ``offload_io`` (there and back), and its sources wait for the results before sending;
+its energy is the ``offload`` category.
+
+Spike formats: ``graded`` sends every value of a message in ``ceil(value_bits / payload_bits)`` packets
+and each non-zero int8 code reads one synapse row; ``binary`` sends one packet per bit spike (the stage's
+measured bit spikes per input event for the int8 codes, :data:`INT32_BIT_SHARE` of the magnitude bits for
+int32 values) and each bit spike reads its own axon's synapse row, so synaptic ops scale with bit spikes.
+
 Energy per token = counts x the preset's per-event energies, in the categories of :data:`CATEGORIES`;
-static power x chips x token time is its own category, so the breakdown sums to the total.
+static power x chips x token time is its own category, so the breakdown sums to the total. The report
+keeps static and dynamic energy apart and names the preset's energy boundary (``chip``, ``board`` or
+``system``: what its static power covers). Activation and weight densities are the activity's per stage
+when it was measured on this model, otherwise its per-kind values (the report says which).
 """
 
 from __future__ import annotations
@@ -34,14 +48,18 @@ import numpy as np
 import simpy
 from tqdm import tqdm
 
-from sim.system.activity import Activity
-from sim.system.compiler import MSG_CTRL, MSG_SYN, Mapping
+from sim.system.activity import KINDS, Activity
+from sim.system.compiler import MSG_CTRL, MSG_RED, MSG_SYN, Mapping
 from sim.system.energy import Preset
 
-__all__ = ["CATEGORIES", "Report", "SystemModel", "simulate"]
+__all__ = ["CATEGORIES", "INT32_BIT_SHARE", "Report", "SystemModel", "simulate"]
 
 #: Energy categories of a token (joules each; they sum to ``total``).
-CATEGORIES = ("synaptic_ops", "neuron_state_updates", "memory", "noc", "chip_to_chip", "adc_dac", "static")
+CATEGORIES = ("synaptic_ops", "neuron_state_updates", "memory", "noc", "chip_to_chip", "adc_dac", "offload", "static")
+
+#: Binary spike format: the share of an int32 value's magnitude bits that are one (residual stream, partial
+#: sums, control values). ASSUMED (the golden model counts the bit spikes of the int8 codes only).
+INT32_BIT_SHARE = 0.5
 
 _E, _W, _N, _S = 0, 1, 2, 3
 
@@ -137,6 +155,13 @@ class Report:
     pipelined_step_s: float
     energy_j: dict[str, float]
     energy_per_token_j: float
+    static_j: float
+    static_range_j: tuple[float, float]
+    dynamic_j: float
+    offload_elements: float
+    offload_unit: str
+    energy_boundary: str
+    static_source: str
     power_w: float
     prefill_energy_per_token_j: float
     core_utilisation: float
@@ -165,7 +190,13 @@ class Report:
             f"  prefill     time to first token for a {self.prompt_tokens}-token prompt {self.ttft_s * 1e3:.2f} ms "
             f"(pipelined timestep {self.pipelined_step_s * 1e6:.2f} us)",
             f"  energy      {self.energy_per_token_j * 1e3:.4f} mJ/token at {self.power_w:.3f} W; prefill {self.prefill_energy_per_token_j * 1e3:.4f} mJ/token",
-            "  breakdown   " + ", ".join(f"{k} {v * 1e3:.4f}" for k, v in e.items() if k != "total") + " (mJ)",
+            f"  static      {self.static_j * 1e3:.4f} mJ/token ({self.static_j / self.energy_per_token_j if self.energy_per_token_j else 0:.0%}) "
+            f"inside the {self.energy_boundary} boundary, {self.static_range_j[0] * 1e3:.4f}-{self.static_range_j[1] * 1e3:.4f} "
+            f"over the preset's stated static range: {self.static_source}",
+            f"  dynamic     {self.dynamic_j * 1e3:.4f} mJ/token: "
+            + ", ".join(f"{k} {v * 1e3:.4f}" for k, v in e.items() if k not in ("total", "static")) + " (mJ)",
+            f"  non-linear  {self.offload_elements:,.0f} element-wise/non-linear evaluations per token in the {self.offload_unit}"
+            + (f", {e['offload'] * 1e3:.4f} mJ with their traffic" if self.offload_unit != "neurocores" else ""),
             f"  cores       utilisation mean {self.core_utilisation:.1%}, max {self.core_utilisation_max:.1%}",
             f"  network     {self.messages_sent:,} messages sent / {self.messages_received:,} received per token, "
             f"{self.packets_per_token:,.0f} packets, {self.mean_hops:.2f} mean hops, {self.chip_crossing_packets:,.0f} packet chip crossings",
@@ -206,20 +237,34 @@ class SystemModel:
         kind = msgs["kind"]
         vals = msgs["values"].astype(np.float64)
         dst = msgs["dst"]
-        dens = np.asarray([activity.input_nonzero.get(k, 0.0) for k in st_kind])[cores["stage"][dst]]
+        self.per_stage = activity.per_stage_for(mapping.model)
+        per_stage = [activity.for_stage(s.name, s.kind, mapping.model) if s.kind in KINDS else (0.0, 0.0, 0.0)
+                     for s in mapping.stages]
         syn = kind == MSG_SYN
-        vd = np.where(kind == MSG_CTRL, 1.0, activity.value_density)
-        self.packets = vals * vd * hw.packets_per_value
+        self.binary = hw.spike_format == "binary"
+        if self.binary and any(b is None for _, _, b in per_stage):
+            raise ValueError("the binary spike format needs bit spikes per input event, which this activity lacks: "
+                             "measure it with `nmllm activity` (or simulate a shape on its assumed activity)")
+        st_dens = np.asarray([(a, w, b or 0.0) for a, w, b in per_stage]).reshape(-1, 3)
+        dens, wdens, bits = (st_dens[cores["stage"][dst], i] for i in range(3))
         self.values = vals
-        events = np.where(syn, vals * dens, 0.0)
+        if self.binary:   # one packet per bit spike: the int8 codes' measured ones, the int32 values' assumed ones
+            self.packets = vals * np.where(syn, dens * bits, (hw.value_bits - 1) * INT32_BIT_SHARE)
+            events = np.where(syn, self.packets, 0.0)
+            self.received = self.packets
+        else:
+            vd = np.where((kind == MSG_CTRL) | (kind == MSG_RED), 1.0, activity.value_density)
+            self.packets = vals * vd * hw.packets_per_value
+            events = np.where(syn, vals * dens, 0.0)
+            self.received = vals
         slots = events * cols[dst]
-        synops = slots * activity.weight_density
+        synops = slots * wdens
         digital = ~self.xbar[dst]
         self.syn = syn
         self.synops = synops
         self.slots_digital = np.where(digital, slots, 0.0)
         p = preset
-        self.work = vals * p.ns("input_event") + np.where(digital, synops * p.ns("synaptic_op") + slots * p.ns("synapse_slot"), 0.0)
+        self.work = self.received * p.ns("input_event") + np.where(digital, synops * p.ns("synaptic_op") + slots * p.ns("synapse_slot"), 0.0)
         # crossbar: one bit-serial MVM per receiving core and token, costed by the crossbar model
         self.mvm, self.mvm_pj = self._crossbar_mvm(cores, pc)
 
@@ -238,11 +283,19 @@ class SystemModel:
         ukey, first, count = np.unique(key, return_index=True, return_counts=True)
         self._slices = {int(k): (int(a), int(a + c)) for k, a, c in zip(ukey, first, count)}
         self.phase = []
+        self.offload = hw.nonlinear_unit == "x86"
+        per_element = p.ns("offload_op") + 2 * p.ns("offload_io")
         for s in self.steps:
             w = s["work"]
-            self.phase.append(w["neuron_updates"] * p.ns("neuron_update") + w["state_updates"] * p.ns("state_update")
-                              + w["nonlinear_evals"] * p.ns("nonlinear_eval") + w["sram_bytes"] * p.ns("sram_read_byte")
-                              + w["attention_cells"] * activity.attention_adds_per_cell * p.ns("synaptic_op"))
+            t = (w["neuron_updates"] * p.ns("neuron_update") + w["sram_bytes"] * p.ns("sram_read_byte")
+                 + w["attention_cells"] * activity.attention_adds_per_cell * p.ns("synaptic_op"))
+            if self.offload:   # the chip's x86 cores share its sources' elements; a source waits for its results
+                chip = cores["chip"][s["sources"]]
+                elements = np.bincount(chip, weights=w["state_updates"] + w["nonlinear_evals"], minlength=hw.chips)
+                t = t + elements[chip] * per_element / hw.x86_cores_per_chip
+            else:
+                t = t + w["state_updates"] * p.ns("state_update") + w["nonlinear_evals"] * p.ns("nonlinear_eval")
+            self.phase.append(t)
         self.step_of = msgs["step"]
         bounds = np.searchsorted(msgs["step"], np.arange(len(self.steps) + 1))
         self._step_slice = [(int(bounds[k]), int(bounds[k + 1])) for k in range(len(self.steps))]
@@ -407,6 +460,9 @@ class SystemModel:
         recv_xbar[self.mapping.messages["dst"][self.syn & xbar_dst]] = True
         mvm = {k: float(v[recv_xbar].sum()) for k, v in self.mvm_pj.items()}
         pk = self.packets
+        off = su + nl if self.offload else 0.0
+        if self.offload:
+            su = nl = 0.0
         return {
             "synaptic_ops": pj * ((float(self.synops[~xbar_dst].sum()) + attn) * p.pj("synaptic_op") + mvm["cells"]),
             "neuron_state_updates": pj * (nu * p.pj("neuron_update") + su * p.pj("state_update") + nl * p.pj("nonlinear_eval")
@@ -415,9 +471,10 @@ class SystemModel:
                             + sbytes * p.pj("state_byte") + sram * p.pj("sram_read_byte") + mvm["buffers"]),
             "noc": pj * (float(pk.sum()) * p.pj("axon_out") + float((pk * self.hops_ew).sum()) * p.pj("hop_ew")
                          + float((pk * self.hops_ns).sum()) * p.pj("hop_ns") + float(pk[self.local].sum()) * p.pj("local_spike")
-                         + float(self.values.sum()) * p.pj("input_event")),
+                         + float(self.received.sum()) * p.pj("input_event")),
             "chip_to_chip": pj * float((pk * self.crossings).sum()) * p.pj("chip_link"),
             "adc_dac": pj * mvm["adc_dac"],
+            "offload": pj * off * (p.pj("offload_op") + 2 * p.pj("offload_io")),
         }
 
     def analytic_token_latency(self) -> float:
@@ -463,10 +520,17 @@ class SystemModel:
         pk = self.packets
         return Report(
             model=self.mapping.model["name"], preset=self.preset.name, estimate=self.preset.estimate,
-            activity_source=self.activity.source, chips=hw.chips, cores=self.n, steps_per_token=len(self.steps),
+            activity_source=self.activity.source + ("" if self.per_stage or not self.activity.stages else
+                                                     "; per-kind averages (its stages belong to another model)"),
+            chips=hw.chips, cores=self.n, steps_per_token=len(self.steps),
             token_latency_s=t_token, tokens_per_s=1.0 / t_token if t_token else float("inf"),
             prompt_tokens=prompt_tokens, ttft_s=(prompt_tokens - 1 + len(self.steps)) * t_pipe, pipelined_step_s=t_pipe,
-            energy_j=energy, energy_per_token_j=total, power_w=total / t_token if t_token else 0.0,
+            energy_j=energy, energy_per_token_j=total, static_j=energy["static"], dynamic_j=total - energy["static"],
+            static_range_j=tuple(w * hw.chips * t_token for w in self.preset.static_range),
+            offload_elements=float(sum(float((st["work"]["state_updates"] + st["work"]["nonlinear_evals"]).sum()) for st in self.steps)),
+            offload_unit=f"x86 cores ({hw.x86_cores_per_chip} per chip)" if self.offload else "neurocores",
+            energy_boundary=self.preset.boundary, static_source=self.preset.costs["static_per_chip"].source,
+            power_w=total / t_token if t_token else 0.0,
             prefill_energy_per_token_j=prefill_e, core_utilisation=float(util.mean()) if self.n else 0.0,
             core_utilisation_max=float(util.max()) if self.n else 0.0,
             messages_sent=int(sent), messages_received=int(received), packets_per_token=float(pk.sum()),
