@@ -27,10 +27,12 @@ COMMAND_MODULES = (
     "experiments.spike_study",
     "experiments.pruning_sweep",
     "experiments.decode",
+    "experiments.summarize",
     "experiments.sweep",
     "experiments.ablation",
     "experiments.scaling",
     "experiments.crossbar_perplexity",
+    "experiments.adapt",
     "experiments.docs",
 )
 

@@ -42,7 +42,7 @@ def test_missing_tools_stop_make_test_in_one_fast_line(tmp_path, hidden, package
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"make test: missing Debian packages {packages}; "
                                   f"install them with: {'' if os.geteuid() == 0 else 'sudo '}apt-get install -y {packages} ")
-    assert elapsed < 2.0
+    assert elapsed < 15.0   # "within seconds", before any test runs (generous: the CI machine may be loaded)
 
 
 def test_everything_installed_passes_silently(monkeypatch, capsys):
