@@ -1,34 +1,40 @@
-"""Digital twin of a crossbar tile's periphery: bit-serial driver, column sums, ADC, shift-and-add, LFSR noise.
+"""A crossbar tile as a crossbar macro: parallel array read per input slice, shared ADCs, noise at the ADC input.
 
-The analog array is represented by its quantised cells (signed ``cell_bits`` integers, the device
-model's ``level+ - level-``); everything else is the periphery of the integer twin
-:func:`models.program.crossbar.tile_mvm_integer`, cycle by cycle::
+``rows x cols`` signed ``cell_bits`` cells (the device model's ``level+ - level-``) in a behavioural array
+(:class:`hw.crossbar_array.CrossbarArray`, simulation only) and the periphery that synthesises around it,
+bit-exact to :func:`models.program.crossbar.tile_mvm_integer`::
 
-    act stream ──► LOAD: rows activations into the input buffer
-                   SLICE j = 0 .. S-1 (S = act_bits / dac_bits, least significant first):
-                     ROWS: one row per cycle, acc[c] += s_ij * cell[i][c] for every column c, where s_ij
-                           is bits [j d, (j+1) d) of x_i (the top slice signed): the bit-serial driver
-                     ADC:  one column per cycle (one ADC shared by the tile): v = acc[c] + noise,
-                           code = saturate(round_shift(v, adc_shift), adc_bits), out[c] += code << j d
-                   OUTPUT: out[0 .. cols-1] on the res stream ──► res stream
+    act stream ──► LOAD: rows activations into the input buffer (one per cycle)
+                   RUN, per slice j = 0 .. S-1 (S = act_bits / dac_bits, least significant first):
+                     READ: the DACs drive slice j of every row (bits [j d, (j+1) d), the top slice signed) and
+                           the array answers every column at once; after read_cycles the sample-and-hold
+                           takes every column plus its noise sample
+                     CONVERT: cols / cols_per_adc ADCs, each converting its cols_per_adc columns one after
+                           another (conv_cycles each): code = saturate(round_shift(v, adc_shift), adc_bits),
+                           out[c] += code << j d — while the array reads slice j + 1
+                   OUTPUT: out[0 .. cols-1] ──► res stream
 
-Noise: with ``noise_en`` high, every conversion first steps the 32-bit Galois LFSR
-(:data:`models.program.crossbar.LFSR_MASK`) and adds its low ``noise_bits`` bits as a two's complement
-number; ``lfsr_load`` loads ``lfsr_seed`` (the seed the functional model takes). With ``noise_en`` low
-the LFSR holds. Cycles per vector: ``rows + S * (rows + 1 + cols) + cols`` without stalls.
+Cycles per vector without stalls: :func:`models.program.crossbar.mvm_cycles`.
+
+Noise (``noise_sel``, :data:`models.program.crossbar.NOISE_OFF` / ``NOISE_LFSR`` / ``NOISE_PORT``), added
+to every column when it is sampled: the 32-bit Galois LFSR (:data:`models.program.crossbar.LFSR_MASK`,
+stepped once per column, column 0 first; its low ``noise_bits`` bits as two's complement; ``lfsr_load``
+loads ``lfsr_seed``), or one beat of the ``noise`` stream per slice carrying a sample for every column
+(the device model's, :class:`models.program.crossbar.DeviceNoise`); the sampling waits for that beat.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from models.program import numformat
-from models.program.crossbar import LFSR_BITS, LFSR_MASK, MAX_NOISE_BITS
+from models.program.crossbar import (LFSR_BITS, LFSR_MASK, MAX_NOISE_BITS, NOISE_LFSR, NOISE_PORT, check_adc_sharing,
+                                     mvm_cycles)
 
+from hw.crossbar_array import CrossbarArray
 from hw.ternary_matvec import WeightWriteSignature
 
 __all__ = ["CrossbarTile", "cell_memory_image"]
@@ -43,7 +49,7 @@ def _check_int(name: str, value, low: int, high: int) -> int:
 
 
 class CrossbarTile(wiring.Component):
-    """The periphery of one ``rows x cols`` crossbar tile, bit-exact to the functional model.
+    """One ``rows x cols`` crossbar tile: the array read at once per slice, ``cols / cols_per_adc`` shared ADCs.
 
     Parameters
     ----------
@@ -60,26 +66,34 @@ class CrossbarTile(wiring.Component):
     max_adc_shift : int
         Largest ADC step exponent the ``adc_shift`` input may select.
     noise_bits : int
-        LFSR noise width (0: no noise hardware), at most :data:`models.program.crossbar.MAX_NOISE_BITS`.
+        LFSR noise width (0: no LFSR), at most :data:`models.program.crossbar.MAX_NOISE_BITS`.
+    cols_per_adc : int
+        Columns one ADC converts one after another; divides ``cols``.
+    read_cycles, conv_cycles : int
+        Clock cycles of one array read (DAC drive, settling, sample-and-hold) and of one ADC conversion.
 
     Members
     -------
     act : In(stream.Signature(signed(act_bits)))
         Activations, ``rows`` beats per vector.
+    noise : In(stream.Signature(ArrayLayout(signed(noise_port_bits), cols)))
+        With ``noise_sel == NOISE_PORT``: one beat per slice, the sample of every column
+        (``noise_port_bits = adc_bits + max_adc_shift``; a sample must lie in the ADC's range).
     res : Out(stream.Signature(signed(out_bits)))
         Shift-and-add results, ``cols`` beats per vector, column 0 first (``out_bits = adc_bits + act_bits``).
     cells : In(WeightWriteSignature)
-        Cell-memory write port: word ``i`` holds row ``i``, column ``c`` in bits ``[c*cell_bits, (c+1)*cell_bits)``.
+        Cell write port: word ``i`` holds row ``i``, column ``c`` in bits ``[c*cell_bits, (c+1)*cell_bits)``.
     adc_shift : In(range(max_adc_shift + 1))
         ADC step ``2**adc_shift`` column units (the ADC range); hold it while a vector is in flight.
-    noise_en, lfsr_seed, lfsr_load : In
-        Noise on/off; LFSR seed and its load strobe.
+    noise_sel, lfsr_seed, lfsr_load : In
+        Noise source (off, LFSR, port); LFSR seed and its load strobe. Hold ``noise_sel`` while a vector is in flight.
     busy : Out(1)
         High from the last activation of a vector until its last result has been taken.
     """
 
     def __init__(self, *, rows: int, cols: int, act_bits: int = numformat.ACT_BITS, dac_bits: int = 1,
-                 cell_bits: int = 5, adc_bits: int = 6, max_adc_shift: int = 7, noise_bits: int = 3):
+                 cell_bits: int = 5, adc_bits: int = 6, max_adc_shift: int = 7, noise_bits: int = 3,
+                 cols_per_adc: int = 1, read_cycles: int = 1, conv_cycles: int = 1):
         _check_int("Row count", rows, 1, 4096)
         _check_int("Column count", cols, 1, 4096)
         numformat.check_act_bits(act_bits)
@@ -89,123 +103,152 @@ class CrossbarTile(wiring.Component):
         _check_int("Cell bits", cell_bits, 2, 16)
         _check_int("ADC bits", adc_bits, 1, 24)
         _check_int("Noise bits", noise_bits, 0, MAX_NOISE_BITS)
+        _check_int("Read cycles", read_cycles, 1, 1 << 16)
+        _check_int("Conversion cycles", conv_cycles, 1, 1 << 16)
+        self.adcs = check_adc_sharing(cols, cols_per_adc)
         self.rows, self.cols, self.act_bits, self.dac_bits = rows, cols, act_bits, dac_bits
         self.cell_bits, self.adc_bits, self.noise_bits = cell_bits, adc_bits, noise_bits
+        self.cols_per_adc, self.read_cycles, self.conv_cycles = cols_per_adc, read_cycles, conv_cycles
         self.slices = act_bits // dac_bits
         max_slice = max((1 << dac_bits) - 1, 1 << (dac_bits - 1))
-        worst = rows * max_slice * (1 << (cell_bits - 1)) + ((1 << (noise_bits - 1)) if noise_bits else 0)
-        self.acc_bits = worst.bit_length() + 1
-        _check_int("Largest ADC shift", max_adc_shift, 0, self.acc_bits)
+        self.col_bits = (rows * max_slice * (1 << (cell_bits - 1))).bit_length() + 1
+        _check_int("Largest ADC shift", max_adc_shift, 0, self.col_bits)
         self.max_adc_shift = max_adc_shift
+        self.noise_port_bits = adc_bits + max_adc_shift
         self.out_bits = adc_bits + act_bits
         super().__init__({
             "act": In(stream.Signature(signed(act_bits))),
+            "noise": In(stream.Signature(data.ArrayLayout(signed(self.noise_port_bits), cols))),
             "res": Out(stream.Signature(signed(self.out_bits))),
             "cells": In(WeightWriteSignature(depth=rows, width=cols * cell_bits)),
             "adc_shift": In(range(max_adc_shift + 1)),
-            "noise_en": In(1),
+            "noise_sel": In(2),
             "lfsr_seed": In(LFSR_BITS),
             "lfsr_load": In(1),
             "busy": Out(1),
         })
 
+    @property
+    def cycles_per_vector(self) -> int:
+        """Cycles of one MVM, first activation to last result, without stalls (:func:`mvm_cycles`)."""
+        return mvm_cycles(self.rows, self.cols, self.slices, self.cols_per_adc, self.read_cycles, self.conv_cycles)
+
     def elaborate(self, platform):
         m = Module()
-        R, C, S, d, cb = self.rows, self.cols, self.slices, self.dac_bits, self.cell_bits
+        R, C, S, d = self.rows, self.cols, self.slices, self.dac_bits
+        cpa, T_read, T_conv = self.cols_per_adc, self.read_cycles, self.conv_cycles
 
-        m.submodules.cmem = cmem = Memory(shape=unsigned(C * cb), depth=R, init=[])
-        c_wr = cmem.write_port()
-        c_rd = cmem.read_port(domain="sync")
-        m.d.comb += [c_wr.addr.eq(self.cells.addr), c_wr.data.eq(self.cells.data), c_wr.en.eq(self.cells.en)]
+        m.submodules.array = array = CrossbarArray(rows=R, cols=C, cell_bits=self.cell_bits, slice_bits=d + 1,
+                                                   col_bits=self.col_bits)
+        wiring.connect(m, wiring.flipped(self.cells), array.cells)
 
-        m.submodules.xmem = xmem = Memory(shape=signed(self.act_bits), depth=R, init=[])
-        x_wr = xmem.write_port()
-        x_rd = xmem.read_port(domain="comb")
+        # input buffer and the DACs: slice jr of every row (unsigned below the top slice, signed at the top)
+        xs = Array(Signal(signed(self.act_bits), name=f"x{i}") for i in range(R))
+        k = Signal(range(R))
+        jr = Signal(range(S))
+        for i in range(R):
+            lower = xs[i].as_unsigned().bit_select(jr * d, d)
+            top = xs[i][(S - 1) * d:].as_signed()
+            m.d.comb += array.slices[i].eq(Mux(jr == S - 1, top, lower))
 
-        k = Signal(range(R))                   # next activation in LOAD, next row in ROWS
-        j = Signal(range(S))                   # slice
-        col = Signal(range(C))                 # column in ADC and OUTPUT
-        s_d = Signal(signed(d + 1))            # slice value, aligned with the cell read data
-        issued_d = Signal()
-        accs = Array(Signal(signed(self.acc_bits), name=f"acc{c}") for c in range(C))
-        outs = Array(Signal(signed(self.out_bits), name=f"out{c}") for c in range(C))
-
-        # bit-serial driver: slice j of x_k (unsigned below the top slice, signed at the top)
-        x = x_rd.data
-        lower = x.as_unsigned().bit_select(j * d, d)
-        top = x[(S - 1) * d:].as_signed()
-        m.d.comb += x_rd.addr.eq(k)
-
-        # column accumulation, one cycle after a row was issued
-        with m.If(issued_d):
-            for c in range(C):
-                cell = c_rd.data[c * cb:(c + 1) * cb].as_signed()
-                m.d.sync += accs[c].eq(accs[c] + s_d * cell)
-
-        # LFSR and the ADC of the selected column
+        # noise of every column at sampling: the LFSR stepped once per column, or the port's beat
         lfsr = Signal(LFSR_BITS, init=1)
-        lfsr_next = Signal(LFSR_BITS)
-        m.d.comb += lfsr_next.eq((lfsr >> 1) ^ Mux(lfsr[0], LFSR_MASK, 0))
-        noise = Signal(signed(max(self.noise_bits, 1)))
-        if self.noise_bits:
-            m.d.comb += noise.eq(Mux(self.noise_en, lfsr_next[:self.noise_bits].as_signed(), 0))
-        adc_in = Signal(signed(self.acc_bits + 1))
-        code = Signal(signed(self.adc_bits))
-        # ADC: round half away from zero by 2**adc_shift ((|v| >> (s-1)) + 1) >> 1, then saturate
-        mag = Signal(self.acc_bits + 1)
-        rounded = Signal(self.acc_bits + 1)
-        quant = Signal(signed(self.acc_bits + 2))
-        lo, hi = -(1 << (self.adc_bits - 1)), (1 << (self.adc_bits - 1)) - 1
+        states = [lfsr]
+        for c in range(C):
+            step = Signal(LFSR_BITS, name=f"lfsr_step{c}")
+            m.d.comb += step.eq((states[-1] >> 1) ^ Mux(states[-1][0], LFSR_MASK, 0))
+            states.append(step)
+        sh_bits = max(self.col_bits, self.noise_port_bits, self.noise_bits) + 1
+        sh = [Signal(signed(sh_bits), name=f"sh{c}") for c in range(C)]
+        outs = [Signal(signed(self.out_bits), name=f"out{c}") for c in range(C)]
+
+        # read and conversion engines
+        rd_active, rd_t = Signal(), Signal(range(T_read))
+        cv_active, cv_t, cv_k, cv_j = Signal(), Signal(range(T_conv)), Signal(range(cpa)), Signal(range(S))
+        step_end = Signal()
+        cv_done = Signal()
+        free = Signal()
+        cap = Signal()
         m.d.comb += [
-            adc_in.eq(accs[col] + noise),
-            mag.eq(Mux(adc_in < 0, -adc_in, adc_in)),
-            rounded.eq(Mux(self.adc_shift == 0, mag, ((mag >> (self.adc_shift - 1)[:len(self.adc_shift)]) + 1) >> 1)),
-            quant.eq(Mux(adc_in < 0, -rounded, rounded)),
-            code.eq(Mux(quant > hi, hi, Mux(quant < lo, lo, quant))),
+            step_end.eq(cv_active & (cv_t == T_conv - 1)),
+            cv_done.eq(step_end & (cv_k == cpa - 1)),
+            free.eq(rd_active & (rd_t == T_read - 1) & (~cv_active | cv_done)),
+            self.noise.ready.eq(free & (self.noise_sel == NOISE_PORT)),
+            cap.eq(free & ((self.noise_sel != NOISE_PORT) | self.noise.valid)),
         ]
-        converting = Signal()
+
+        # the ADCs: ADC a converts column a * cols_per_adc + cv_k; round half away by 2**adc_shift, saturate
+        lo, hi = -(1 << (self.adc_bits - 1)), (1 << (self.adc_bits - 1)) - 1
+        shift = self.adc_shift
+        for a in range(self.adcs):
+            v = Signal(signed(sh_bits), name=f"adc{a}_in")
+            mag = Signal(sh_bits, name=f"adc{a}_mag")
+            rounded = Signal(sh_bits, name=f"adc{a}_rounded")
+            quant = Signal(signed(sh_bits + 1), name=f"adc{a}_quant")
+            code = Signal(signed(self.adc_bits), name=f"adc{a}_code")
+            m.d.comb += [
+                v.eq(Array(sh[a * cpa:(a + 1) * cpa])[cv_k]),
+                mag.eq(Mux(v < 0, -v, v)),
+                rounded.eq(Mux(shift == 0, mag, ((mag >> (shift - 1)[:len(shift)]) + 1) >> 1)),
+                quant.eq(Mux(v < 0, -rounded, rounded)),
+                code.eq(Mux(quant > hi, hi, Mux(quant < lo, lo, quant))),
+            ]
+            weighted = Signal(signed(self.out_bits), name=f"adc{a}_weighted")
+            m.d.comb += weighted.eq(code << (cv_j * d))
+            for kk in range(cpa):
+                with m.If(step_end & (cv_k == kk)):
+                    m.d.sync += outs[a * cpa + kk].eq(outs[a * cpa + kk] + weighted)
 
         with m.If(self.lfsr_load):
             m.d.sync += lfsr.eq(self.lfsr_seed)
         if self.noise_bits:
-            with m.Elif(converting & self.noise_en):
-                m.d.sync += lfsr.eq(lfsr_next)
+            with m.Elif(cap & (self.noise_sel == NOISE_LFSR)):
+                m.d.sync += lfsr.eq(states[C])
 
-        m.d.comb += self.res.payload.eq(outs[col])
-        m.d.sync += issued_d.eq(0)
+        with m.If(rd_active & (rd_t != T_read - 1)):
+            m.d.sync += rd_t.eq(rd_t + 1)
+        with m.If(cv_active):
+            m.d.sync += cv_t.eq(Mux(cv_t == T_conv - 1, 0, cv_t + 1))
+            with m.If(step_end):
+                m.d.sync += cv_k.eq(Mux(cv_k == cpa - 1, 0, cv_k + 1))
+                with m.If(cv_done):
+                    m.d.sync += cv_active.eq(0)
+        with m.If(cap):  # sample every column with its noise; start converting, read the next slice
+            for c in range(C):
+                if self.noise_bits:
+                    lfsr_c = states[c + 1][:self.noise_bits].as_signed()
+                else:
+                    lfsr_c = 0
+                noise = Mux(self.noise_sel == NOISE_PORT, self.noise.payload[c],
+                            Mux(self.noise_sel == NOISE_LFSR, lfsr_c, 0))
+                m.d.sync += sh[c].eq(array.columns[c] + noise)
+            m.d.sync += [cv_active.eq(1), cv_t.eq(0), cv_k.eq(0), cv_j.eq(jr), rd_t.eq(0)]
+            with m.If(jr == S - 1):
+                m.d.sync += [rd_active.eq(0), jr.eq(0)]
+            with m.Else():
+                m.d.sync += jr.eq(jr + 1)
 
+        col = Signal(range(C))
+        m.d.comb += self.res.payload.eq(Array(outs)[col])
         with m.FSM(name="phase"):
             with m.State("LOAD"):
-                m.d.comb += [self.act.ready.eq(1), x_wr.addr.eq(k), x_wr.data.eq(self.act.payload),
-                             x_wr.en.eq(self.act.valid)]
+                m.d.comb += self.act.ready.eq(1)
                 with m.If(self.act.valid):
-                    m.d.sync += k.eq(k + 1)
+                    m.d.sync += [xs[k].eq(self.act.payload), k.eq(k + 1)]
                     with m.If(k == R - 1):
-                        m.d.sync += [k.eq(0), j.eq(0)]
-                        m.next = "ROWS"
-            with m.State("ROWS"):
-                m.d.comb += [self.busy.eq(1), c_rd.addr.eq(k), c_rd.en.eq(1)]
-                m.d.sync += [s_d.eq(Mux(j == S - 1, top, lower)), issued_d.eq(1), k.eq(k + 1)]
-                with m.If(k == R - 1):
-                    m.d.sync += [k.eq(0), col.eq(0)]
-                    m.next = "SETTLE"
-            with m.State("SETTLE"):  # the last row's accumulation lands
+                        m.d.sync += [k.eq(0), jr.eq(0), rd_active.eq(1), rd_t.eq(0)]
+                        m.next = "RUN"
+            with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
-                m.next = "ADC"
-            with m.State("ADC"):
-                m.d.comb += [self.busy.eq(1), converting.eq(1)]
-                m.d.sync += [outs[col].eq(outs[col] + (code << (j * d))), accs[col].eq(0), col.eq(col + 1)]
-                with m.If(col == C - 1):
-                    m.d.sync += col.eq(0)
-                    with m.If(j == S - 1):
-                        m.next = "OUTPUT"
-                    with m.Else():
-                        m.d.sync += j.eq(j + 1)
-                        m.next = "ROWS"
+                with m.If(cv_done & (cv_j == S - 1)):
+                    m.next = "OUTPUT"
             with m.State("OUTPUT"):
                 m.d.comb += [self.busy.eq(1), self.res.valid.eq(1)]
                 with m.If(self.res.ready):
-                    m.d.sync += [outs[col].eq(0), col.eq(col + 1)]
+                    for c in range(C):
+                        with m.If(col == c):
+                            m.d.sync += outs[c].eq(0)
+                    m.d.sync += col.eq(col + 1)
                     with m.If(col == C - 1):
                         m.d.sync += col.eq(0)
                         m.next = "LOAD"

@@ -1,12 +1,14 @@
 """Stimulus and expected words for the crossbar tile, computed by the integer crossbar model.
 
-Every phase loads cells, an ADC range, the noise switch and (optionally) an LFSR seed, then streams
-vectors; the expected shift-and-add words come from :func:`models.program.crossbar.tile_mvm_integer`, the
-LFSR state carried from phase to phase exactly as the RTL carries it. The RTL sees only integer cells, so
-the cells of the main phases are drawn directly (:func:`_cells`): ternary weights on ``levels`` conductance
-states, off by up to one level, a few stuck at an extreme, every level present; the ``ideal_ternary``
-phase also checks that the integer model equals the golden
-:func:`models.program.ternary_kernels.ternary_matvec` there.
+Every phase loads cells, an ADC range, the noise source (off, the LFSR, or device-noise samples on the noise
+port) and (optionally) an LFSR seed, then streams vectors; the expected shift-and-add words come from
+:func:`models.program.crossbar.tile_mvm_integer`, the LFSR state carried from phase to phase exactly as the
+RTL carries it. The tile is programmed by the device model's effects (:class:`models.program.crossbar.DeviceNoise`:
+programming error, stuck-at devices, read noise): the array holds the target cells ``w (levels - 1)`` and the
+noise port carries, per slice, every column's deviation. Phases marked ``timed`` run without stalls and the
+testbench checks that every vector takes :attr:`hw.crossbar_tile.CrossbarTile.cycles_per_vector` cycles,
+first activation in to last result out. The ``ideal_ternary`` phase also checks that the integer model equals
+the golden :func:`models.program.ternary_kernels.ternary_matvec` there.
 """
 
 from __future__ import annotations
@@ -15,10 +17,22 @@ import numpy as np
 
 from hw.crossbar_tile import CrossbarTile, cell_memory_image
 from models.program import numformat
-from models.program.crossbar import Periphery, tile_mvm_integer
+from models.program.crossbar import (NOISE_LFSR, NOISE_OFF, NOISE_PORT, DeviceNoise, Periphery, adc_range,
+                                     tile_mvm_integer)
 from models.program.ternary_kernels import ternary_matvec
 
-__all__ = ["make_vectors"]
+__all__ = ["make_vectors", "pack_noise"]
+
+#: The device the main phases program (moderate effects, so that most samples fit a narrow ADC step).
+DEVICE = dict(prog_noise=0.05, stuck_on=0.01, stuck_off=0.01, read_noise=0.02)
+
+
+def pack_noise(noise: np.ndarray, bits: int) -> list[int]:
+    """Noise-port beats of samples ``(n, S, C)``: one word per vector and slice, column ``c`` at bits
+    ``[c*bits, (c+1)*bits)`` in two's complement."""
+    mask = (1 << bits) - 1
+    flat = np.asarray(noise, dtype=np.int64).reshape(-1, noise.shape[-1])
+    return [sum((int(v) & mask) << (c * bits) for c, v in enumerate(row)) for row in flat]
 
 
 class _Phases:
@@ -29,69 +43,82 @@ class _Phases:
         self.state = 1  # the LFSR's reset value
         self.phases: list[dict] = []
 
-    def add(self, name: str, cells: np.ndarray, xs: np.ndarray, *, adc_shift: int, noise: bool,
-            seed: int | None, stalls: bool) -> np.ndarray:
+    def add(self, name: str, cells: np.ndarray, xs: np.ndarray, *, adc_shift: int, noise_sel: int,
+            seed: int | None = None, noise: np.ndarray | None = None, stalls: bool = True,
+            timed: bool = False) -> np.ndarray:
         u = self.unit
         if seed is not None:
             self.state = seed
         per = Periphery(act_bits=u.act_bits, dac_bits=u.dac_bits, adc_bits=u.adc_bits, adc_shift=adc_shift,
-                        noise_bits=u.noise_bits if noise else 0, lfsr_seed=self.state)
-        raw, self.state = tile_mvm_integer(cells, xs, per, adc_shift, self.state)
+                        noise_bits=u.noise_bits if noise_sel == NOISE_LFSR else 0, lfsr_seed=self.state)
+        raw, self.state = tile_mvm_integer(cells, xs, per, adc_shift, self.state,
+                                           noise=noise if noise_sel == NOISE_PORT else None)
         self.phases.append({
             "name": name, "cell_words": cell_memory_image(cells, u.cell_bits), "adc_shift": adc_shift,
-            "noise_en": int(noise), "lfsr_seed": seed, "vectors": xs.astype(int).tolist(),
-            "expected": raw.tolist(), "stalls": stalls,
+            "noise_sel": noise_sel, "lfsr_seed": seed, "vectors": xs.astype(int).tolist(),
+            "noise_beats": pack_noise(noise, u.noise_port_bits) if noise_sel == NOISE_PORT else [],
+            "expected": raw.tolist(), "stalls": stalls and not timed, "timed": timed,
         })
         return raw
 
 
-def _cells(rng: np.random.Generator, w: np.ndarray, levels: int) -> np.ndarray:
-    """Integer cells ``level+ - level-`` for ternary ``w`` on ``levels`` states per device: ``w * (levels - 1)``
-    off by up to one level, 3 % stuck at each extreme, and every level of ``[-(levels-1), levels-1]`` at
-    least once (evenly spread, extremes included, when the tile has fewer cells)."""
-    top = levels - 1
-    cells = np.clip(w * top + rng.integers(-1, 2, size=w.shape), -top, top)
-    stuck = rng.random(w.shape)
-    cells[stuck < 0.03], cells[stuck > 0.97] = top, -top
-    every = np.linspace(-top, top, min(cells.size, 2 * top + 1)).round().astype(np.int64)
-    cells.flat[rng.permutation(cells.size)[:every.size]] = every
-    return cells
+def _fitting_shift(noise: np.ndarray, unit: CrossbarTile, low: int) -> int:
+    """The smallest ADC step exponent ``>= low`` whose range holds every noise sample."""
+    for shift in range(low, unit.max_adc_shift + 1):
+        lo, hi = adc_range(unit.adc_bits, shift)
+        if noise.min(initial=0) >= lo and noise.max(initial=0) <= hi:
+            return shift
+    raise ValueError(f"device noise up to {np.abs(noise).max()} does not fit the ADC at any step "
+                     f"<= 2**{unit.max_adc_shift}: lower the device noise")
 
 
 def make_vectors(unit: CrossbarTile, *, seed: int, n_random: int) -> dict:
-    """Phases for ``unit``: drawn integer cells with noise on and off (random stalls), a reseeded and a
-    continued noise run, the ideal ternary tile (== golden), ADC saturation, all-zero input, widest ADC step."""
+    """Phases for ``unit``: device noise on the port and noise off on the programmed cells (random stalls on
+    every stream), timed phases without stalls (LFSR reseeded, device noise), a continued LFSR run, the ideal
+    ternary tile (== golden), ADC saturation, all-zero input, noise at both ends of the ADC range, widest step."""
     rng = np.random.default_rng(seed)
-    r, c = unit.rows, unit.cols
+    r, c, s = unit.rows, unit.cols, unit.slices
     lo, hi = numformat.act_range(unit.act_bits)
     cell_max = (1 << (unit.cell_bits - 1)) - 1
-    levels = (1 << (unit.cell_bits - 2)) + 1  # states per device: cells within [-(levels-1), levels-1]
-    shift = min(2, unit.max_adc_shift)
+    device = DeviceNoise(levels=(1 << (unit.cell_bits - 2)) + 1, seed=seed, **DEVICE)
 
     def acts(count):
         xs = rng.integers(lo, hi + 1, size=(count, r))
         sparsity = rng.choice([0.0, 0.5, 0.9], size=(count, 1), p=[0.4, 0.3, 0.3])
         return np.where(rng.random((count, r)) < sparsity, 0, xs)
 
+    def device_noise(xs):
+        return device.samples(target, devices, xs, unit.act_bits, unit.dac_bits, rng)
+
     w = rng.choice(np.array([-1, 0, 1]), size=(r, c), p=[0.3, 0.4, 0.3])
-    cells = _cells(rng, w, levels)
+    target, devices = device.program(w)
+    programmed = devices[0] - devices[1]
     p = _Phases(unit)
     half = n_random // 2
-    p.add("device_cells_noise_on", cells, acts(half), adc_shift=shift, noise=True, seed=0xC0FFEE, stalls=True)
-    p.add("device_cells_noise_off", cells, acts(n_random - half), adc_shift=shift, noise=False, seed=None,
-          stalls=True)
-    p.add("noise_reseeded_no_stalls", cells, acts(16), adc_shift=shift, noise=True, seed=0x1234567, stalls=False)
-    p.add("noise_continues", cells, acts(8), adc_shift=shift, noise=True, seed=None, stalls=True)
+    drawn = {name: acts(n) for name, n in (("on", half), ("timed", 8), ("widest", 8))}
+    noise = {name: device_noise(x) for name, x in drawn.items()}
+    shift = _fitting_shift(np.concatenate([n.ravel() for n in noise.values()]), unit, min(2, unit.max_adc_shift))
+    p.add("device_noise_on", target, drawn["on"], adc_shift=shift, noise_sel=NOISE_PORT, noise=noise["on"])
+    p.add("programmed_cells_noise_off", programmed, acts(n_random - half), adc_shift=shift, noise_sel=NOISE_OFF)
+    p.add("noise_reseeded_no_stalls", target, acts(16), adc_shift=shift, noise_sel=NOISE_LFSR, seed=0x1234567,
+          timed=True)
+    p.add("noise_continues", target, acts(8), adc_shift=shift, noise_sel=NOISE_LFSR)
+    p.add("device_noise_no_stalls", target, drawn["timed"], adc_shift=shift, noise_sel=NOISE_PORT,
+          noise=noise["timed"], timed=True)
     xs = acts(16)
-    raw = p.add("ideal_ternary", w, xs, adc_shift=0, noise=False, seed=None, stalls=True)
+    raw = p.add("ideal_ternary", w, xs, adc_shift=0, noise_sel=NOISE_OFF)
     if (1 << (unit.adc_bits - 1)) - 1 >= r * max((1 << unit.dac_bits) - 1, 1 << (unit.dac_bits - 1)):
         codes = numformat.encode_ternary(w)
         gold = np.stack([ternary_matvec(codes, x, act_bits=unit.act_bits)[0] for x in xs])
         assert np.array_equal(raw, gold), "the ideal crossbar tile must equal the golden model"
     full = np.full((r, c), cell_max)
-    p.add("adc_saturation", full, np.array([np.full(r, hi), np.full(r, lo)]), adc_shift=0, noise=True,
-          seed=0xBEEF, stalls=True)
-    p.add("all_zero_input_noise_only", cells, np.zeros((4, r), dtype=int), adc_shift=0, noise=True, seed=None,
-          stalls=True)
-    p.add("widest_adc_step", cells, acts(8), adc_shift=unit.max_adc_shift, noise=True, seed=None, stalls=True)
-    return {"unit": "crossbar_tile", "seed": seed, "phases": p.phases}
+    p.add("adc_saturation", full, np.array([np.full(r, hi), np.full(r, lo)]), adc_shift=0, noise_sel=NOISE_LFSR,
+          seed=0xBEEF)
+    p.add("all_zero_input_noise_only", target, np.zeros((4, r), dtype=int), adc_shift=0, noise_sel=NOISE_LFSR)
+    edge_lo, edge_hi = adc_range(unit.adc_bits, shift)
+    edges = np.where(rng.random((4, s, c)) < 0.5, edge_lo, edge_hi)
+    p.add("noise_at_adc_range_ends", target, np.zeros((4, r), dtype=int), adc_shift=shift, noise_sel=NOISE_PORT,
+          noise=edges)
+    p.add("widest_adc_step", target, drawn["widest"], adc_shift=unit.max_adc_shift, noise_sel=NOISE_PORT,
+          noise=noise["widest"])
+    return {"unit": "crossbar_tile", "seed": seed, "cycles_per_vector": unit.cycles_per_vector, "phases": p.phases}

@@ -16,24 +16,39 @@ LFSR noise: a 32-bit Galois LFSR (right shift, feedback mask :data:`LFSR_MASK`: 
 from the maximal-length tap table of Xilinx XAPP052). For every vector, slice (LSB first) and column
 (0 first) the LFSR steps once and its low ``noise_bits`` bits, read as two's complement, are the noise.
 :class:`hw.crossbar_tile.CrossbarTile` implements the same sequence, so both take the same seed.
+
+Device noise: instead of the LFSR, ``noise`` samples ``(n, S, C)`` in column units (one per vector, slice and
+column) are added at the ADC input; :class:`DeviceNoise` draws them from the device model's effects
+(programming error, stuck-at devices, read noise) and :func:`check_noise` refuses a sample outside the
+ADC's range. The RTL takes them on its noise port.
+
+Timing (:func:`mvm_cycles`, what the RTL tile takes, ISAAC's sample-and-hold pipeline): the ``rows``
+activations arrive one per cycle; per slice the array is read at once (``read_cycles``) and sampled,
+then ``cols / cols_per_adc`` ADCs convert their ``cols_per_adc`` columns one after another
+(``conv_cycles`` each) while the next slice is read; then ``cols`` results leave one per cycle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numba
 import numpy as np
 
 from models.program import numformat
 
-__all__ = ["LFSR_BITS", "LFSR_MASK", "MAX_NOISE_BITS", "lfsr_next", "lfsr_noise", "Periphery", "slice_inputs",
-           "tile_mvm_integer"]
+__all__ = ["LFSR_BITS", "LFSR_MASK", "MAX_NOISE_BITS", "NOISE_OFF", "NOISE_LFSR", "NOISE_PORT", "lfsr_next",
+           "lfsr_noise", "Periphery", "DeviceNoise", "slice_inputs", "adc_range", "check_noise", "check_adc_sharing",
+           "mvm_cycles", "timing_cycles", "tile_mvm_integer"]
 
 LFSR_BITS = 32
 LFSR_MASK = 0x80200003
 #: Widest LFSR noise (more than half the LFSR would repeat its own bits).
 MAX_NOISE_BITS = 16
+#: Noise sources at the ADC input (the RTL's ``noise_sel``): none, the LFSR, samples on the noise port.
+NOISE_OFF, NOISE_LFSR, NOISE_PORT = 0, 1, 2
 
 
 def lfsr_next(state: int) -> int:
@@ -169,10 +184,18 @@ def _shift_add(codes: np.ndarray, dac_bits: int) -> np.ndarray:
     return (codes * weights[:, None]).sum(axis=-2)
 
 
-def _integer_codes(cells, xs, periphery, adc_shift, lfsr_state):
+def _integer_codes(cells, xs, periphery, adc_shift, lfsr_state, noise=None):
     sl = slice_inputs(xs, periphery.act_bits, periphery.dac_bits)              # (n, S, R)
     cols = _matmul(sl.astype(np.float64), cells.astype(np.float64)).astype(np.int64)  # exact: |sum| < 2**53
-    if periphery.noise_bits:
+    if noise is not None:
+        if periphery.noise_bits:
+            raise ValueError("Give either LFSR noise (Periphery.noise_bits) or noise samples, not both")
+        noise = np.asarray(noise)
+        if noise.shape != cols.shape:
+            raise ValueError(f"Noise samples must have shape (vectors, slices, columns) = {cols.shape}, not {noise.shape}")
+        check_noise(noise, periphery.adc_bits, adc_shift)
+        cols = cols + noise.astype(np.int64)
+    elif periphery.noise_bits:
         noise = np.empty(cols.shape, dtype=np.int64)
         lfsr_state = int(_lfsr_fill(lfsr_state, periphery.noise_bits, noise))
         cols = cols + noise
@@ -181,10 +204,150 @@ def _integer_codes(cells, xs, periphery, adc_shift, lfsr_state):
 
 
 def tile_mvm_integer(cells: np.ndarray, xs: np.ndarray, periphery: Periphery, adc_shift: int,
-                     lfsr_state: int) -> tuple[np.ndarray, int]:
+                     lfsr_state: int, noise: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The integer tile (what the RTL computes): ``raw`` outputs of ``xs`` (n, R) on ``cells`` (R, C).
 
-    Returns ``(raw (n, C) int64, LFSR state after the last draw)``.
+    ``noise``: integer samples ``(n, S, C)`` added at the ADC input instead of the LFSR's (the RTL's noise
+    port; each must lie in the ADC's range, :func:`check_noise`). Returns ``(raw (n, C) int64, LFSR state
+    after the last draw)``.
     """
-    codes, _, lfsr_state = _integer_codes(np.asarray(cells), np.atleast_2d(xs), periphery, adc_shift, lfsr_state)
+    codes, _, lfsr_state = _integer_codes(np.asarray(cells), np.atleast_2d(xs), periphery, adc_shift, lfsr_state,
+                                          noise)
     return _shift_add(codes, periphery.dac_bits), lfsr_state
+
+
+def adc_range(adc_bits: int, adc_shift: int) -> tuple[int, int]:
+    """The ADC's input range in column units: its lowest and highest code times the step ``2**adc_shift``."""
+    return -(1 << (adc_bits - 1)) << adc_shift, ((1 << (adc_bits - 1)) - 1) << adc_shift
+
+
+def check_noise(noise: np.ndarray, adc_bits: int, adc_shift: int) -> None:
+    """Refuse (ValueError, one line) a noise sample outside the ADC's range, naming the first one."""
+    lo, hi = adc_range(adc_bits, adc_shift)
+    noise = np.asarray(noise)
+    bad = np.argwhere((noise < lo) | (noise > hi))
+    if bad.size:
+        where = tuple(int(i) for i in bad[0])
+        raise ValueError(f"Noise sample {int(noise[where])} at (vector, slice, column) {where} lies outside the "
+                         f"ADC's range [{lo}, {hi}] ({adc_bits} bits, step 2**{adc_shift}): lower the device noise "
+                         f"or widen the ADC step")
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return value
+
+
+def check_adc_sharing(cols: int, cols_per_adc: int) -> int:
+    """The ADC count ``cols / cols_per_adc``; refuses (ValueError, one line) a sharing that does not divide the
+    columns."""
+    _check_count("Column count", cols)
+    _check_count("Columns per ADC", cols_per_adc)
+    if cols % cols_per_adc:
+        raise ValueError(f"{cols_per_adc} columns per ADC do not divide the tile's {cols} columns: every ADC must "
+                         f"serve as many columns, so use a divisor of {cols}")
+    return cols // cols_per_adc
+
+
+def mvm_cycles(rows: int, cols: int, slices: int, cols_per_adc: int, read_cycles: int, conv_cycles: int) -> int:
+    """Clock cycles of one MVM on the RTL tile, first activation in to last result out, without stalls:
+
+    ``rows + read + cols_per_adc * conv + (slices - 1) * max(read, cols_per_adc * conv) + cols``
+
+    (``rows`` activations in; the first slice's array read; the conversions of the last slice, each earlier
+    slice's conversions overlapping the next read (sample-and-hold), so a slice takes the longer of the two;
+    ``cols`` results out). Each operand is a positive integer; ``cols_per_adc`` divides ``cols``.
+    """
+    for name, v in (("Row count", rows), ("Slice count", slices), ("Read cycles", read_cycles),
+                    ("Conversion cycles", conv_cycles)):
+        _check_count(name, v)
+    check_adc_sharing(cols, cols_per_adc)
+    convert = cols_per_adc * conv_cycles
+    return rows + read_cycles + convert + (slices - 1) * max(read_cycles, convert) + cols
+
+
+def timing_cycles(read_ns: float, conversion_ns: float, clock_ns: float) -> tuple[int, int]:
+    """``(read_cycles, conv_cycles)``: an array read and one ADC conversion in whole clock cycles (rounded up)."""
+    for name, v in (("Read time", read_ns), ("Conversion time", conversion_ns), ("Clock period", clock_ns)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
+            raise ValueError(f"{name} must be a positive number of ns, not {v!r}")
+    return math.ceil(read_ns / clock_ns - 1e-9), math.ceil(conversion_ns / clock_ns - 1e-9)
+
+
+def _round_half_away(v: np.ndarray) -> np.ndarray:
+    return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class DeviceNoise:
+    """The device model's effects (:mod:`sim.crossbar.device`) as integer noise at the tile's ADC input.
+
+    Units are conductance levels ``g_unit = (G_max - G_min) / (levels - 1)`` above ``G_min``: a ternary weight
+    ``w`` targets the device pair ``(levels-1, 0)``, ``(0, 0)`` or ``(0, levels-1)``, so the tile's array
+    holds the target cells ``w (levels - 1)``. Programming (:meth:`program`) then moves every device as the
+    device model does — programming error ``prog_noise (levels - 1) N(0, 1)`` snapped to the nearest level
+    in ``[0, levels - 1]``, then stuck at the top level with probability ``stuck_on`` or at 0 with
+    ``stuck_off`` — and every read adds ``N(0, read_noise^2 sum_i s_i^2 (G+_i^2 + G-_i^2))`` (conductances
+    in ``g_unit``, ``G_min = (levels - 1) / (on_off - 1)``). :meth:`samples` returns, per vector, slice and
+    column, the programmed column minus the target column plus the read noise rounded half away from zero:
+    the target cells plus these samples are the device's column exactly (to the rounding of the read noise).
+
+    Parameters
+    ----------
+    levels : int
+        Conductance states per device (>= 2).
+    on_off : float
+        ``G_max / G_min`` (> 1); the device model's default is 100 (10 uS / 0.1 uS).
+    prog_noise, read_noise : float
+        Programming error (fraction of ``G_max - G_min``) and per-read noise (fraction of each conductance).
+    stuck_on, stuck_off : float
+        Probability of a device stuck at ``G_max`` / ``G_min`` (their sum at most 1).
+    seed : int
+        Seed of the programming streams (``default_rng((seed, effect))``).
+    """
+
+    levels: int = 5
+    on_off: float = 100.0
+    prog_noise: float = 0.0
+    stuck_on: float = 0.0
+    stuck_off: float = 0.0
+    read_noise: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 2:
+            raise ValueError(f"Device levels must be an integer >= 2, not {self.levels!r}")
+        for name, label in (("on_off", "On/off ratio"), ("prog_noise", "Programming noise"), ("stuck_on", "Stuck-on rate"),
+                            ("stuck_off", "Stuck-off rate"), ("read_noise", "Read noise")):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{label} must be a finite number >= 0, not {v!r}")
+        if not self.on_off > 1:
+            raise ValueError(f"On/off ratio must be > 1, not {self.on_off!r}")
+        if self.stuck_on + self.stuck_off > 1:
+            raise ValueError(f"Stuck-on and stuck-off rates must sum to at most 1, not {self.stuck_on + self.stuck_off}")
+
+    def program(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ternary ``w`` (R, C) -> (target cells ``w (levels - 1)``, programmed device levels ``(2, R, C)``: G+, G-)."""
+        w = np.asarray(w, dtype=np.int64)
+        top = self.levels - 1
+        dev = np.stack([np.where(w > 0, top, 0), np.where(w < 0, top, 0)]).astype(np.int64)
+        if self.prog_noise:
+            err = np.random.default_rng((self.seed, 2)).standard_normal(dev.shape)
+            dev = np.clip(np.rint(dev + self.prog_noise * top * err), 0, top).astype(np.int64)
+        if self.stuck_on or self.stuck_off:
+            u = np.random.default_rng((self.seed, 3)).random(dev.shape)
+            dev = np.where(u < self.stuck_on, top, np.where(u < self.stuck_on + self.stuck_off, 0, dev))
+        return w * top, dev
+
+    def samples(self, target: np.ndarray, devices: np.ndarray, xs: np.ndarray, act_bits: int, dac_bits: int,
+                rng: np.random.Generator) -> np.ndarray:
+        """Integer noise ``(n, S, C)`` of inputs ``xs`` (n, R) on a tile programmed to ``devices`` (read noise from ``rng``)."""
+        sl = slice_inputs(np.atleast_2d(xs), act_bits, dac_bits)
+        noise = _matmul(sl, devices[0] - devices[1] - np.asarray(target, dtype=np.int64))
+        if self.read_noise:
+            g = devices.astype(np.float64) + (self.levels - 1) / (self.on_off - 1)
+            var = _matmul((sl * sl).astype(np.float64), g[0] ** 2 + g[1] ** 2) * self.read_noise ** 2
+            noise = noise + _round_half_away(np.sqrt(var) * rng.standard_normal(var.shape))
+        return noise
