@@ -25,7 +25,8 @@ __all__ = ["UNITS", "emit", "port_list", "write_all"]
 #: Verilog module name -> factory of the unit at its default configuration.
 UNITS: dict[str, Callable[[], wiring.Component]] = {
     "ternary_matvec": lambda: TernaryMatVec(lanes=8, fan_in=256, out_features=64),
-    "crossbar_tile": lambda: CrossbarTile(rows=64, cols=32, dac_bits=1, cell_bits=5, adc_bits=6, noise_bits=3),
+    "crossbar_tile": lambda: CrossbarTile(rows=64, cols=32, dac_bits=1, cell_bits=5, adc_bits=6, noise_bits=3,
+                                          cols_per_adc=8),
     "ternary_core": lambda: TernaryCore(lanes=8, fan_in=256, out_features=64),
     "elementwise": lambda: Elementwise(channels=256, glu_width=640, fan_in=256),
     "neurocore_top": lambda: NeurocoreTop(hidden=256, glu=640, lanes=8, clock_mhz=200),

@@ -1,7 +1,11 @@
 """The crossbar model: ideal-mode identity with the golden model, device effects, LFSR, IR drop, costs,
 and the refusal of impossible parameters."""
 
+import json
 import math
+import re
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +16,7 @@ from models.program.crossbar import (LFSR_BITS, LFSR_MASK, Periphery, lfsr_next,
                                      tile_mvm_integer)
 from models.program.ternary_kernels import ternary_matvec
 from sim.crossbar.costs import (PeripheryCosts, accuracy_sweep, model_layers, mvm_cost, mvm_events,
-                                token_report)
+                                tile_cycles, token_report)
 from sim.crossbar.device import DeviceParams, program
 from sim.crossbar.ir_drop import WireParams, column_currents, transfer_matrix
 from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor, CrossbarLayer
@@ -298,7 +302,37 @@ def test_mvm_events_and_cost_per_event():
     c = mvm_cost(ev, per, costs)
     assert c["energy_pj"]["adc"] == pytest.approx(ev.adc_conversions * 1.5625 / 4)
     assert c["energy_pj"]["dac"] == pytest.approx(ev.dac_events * 0.39 * 3)
-    assert c["latency_ns"] == pytest.approx(5 * 100.0 + 2 * 1.0)
+    # the RTL tile at one conversion per 1/1.28 ns: 256 in + 128 read + 128 conversions + 3 x 128 + 128 out
+    assert c["tile_cycles"] == 1024 and c["latency_ns"] == pytest.approx(1024 / 1.28 + 2 * 1.0)
+
+
+def test_mvm_latency_of_the_crossbar_preset_is_the_rtl_tiles():
+    """128 rows x 64 pairs, 8 columns per ADC, 1-bit DAC: 1,224 cycles at 1.28 GHz (the old model said 900 ns)."""
+    costs = PeripheryCosts.load()
+    c = mvm_cost(mvm_events(128, 64, 128, 64, Periphery(), 8), Periphery(), costs)
+    assert c["tile_cycles"] == 1224 and c["latency_ns"] == pytest.approx(956.25)
+    with pytest.raises(ValueError, match="columns per ADC do not divide"):
+        mvm_events(128, 60, 128, 60, Periphery(), 8)
+
+
+_RTL_CASE = re.compile(r"\((\d+)x(\d+), (\d+)-bit DAC, (\d+) columns per ADC, read (\d+) \+ conversion (\d+) cycles\)")
+
+
+def test_cost_model_cycles_equal_the_rtl_measurements():
+    """Every configuration of bench/results/crossbar_rtl.json: the cost model's cycles are the measured ones."""
+    records = json.loads((Path(__file__).resolve().parent.parent / "bench/results/crossbar_rtl.json").read_text())
+    measured = [r for r in records if r["metric"].startswith("mvm_cycles_")]
+    assert len({r["case"] for r in measured}) >= 4
+    base = PeripheryCosts.load()
+    for r in measured:
+        rows, cols, dac, per_adc, read, conv = map(int, _RTL_CASE.search(r["case"]).groups())
+        clock = 1.0 / (base.adc_rate_gsps * conv)          # conversions of ``conv`` clock cycles
+        costs = replace(base, cycle_ns=read * clock)
+        per = Periphery(dac_bits=dac)
+        ev = mvm_events(rows, cols, rows, cols, per, per_adc)
+        assert tile_cycles(ev, costs, clock) == r["value"], r["case"]
+        if conv == 1:
+            assert mvm_cost(ev, per, costs)["tile_cycles"] == r["value"]
 
 
 def test_token_report_counts_adc_conversions_per_layer():

@@ -178,3 +178,15 @@ def test_crossbar_testbench_fails_on_a_wrong_noise_sample_or_cycle_count(phase, 
     result, log = _bad_run(phase, corrupt)
     assert not result.passed and "1 of 1 cocotb tests failed" in result.detail
     assert message in log
+
+
+def test_sim_summary_shows_the_measured_cycles_per_mvm():
+    from verif.run_all import format_table
+    from verif.simulators import TestbenchResult
+
+    tile = TestbenchResult("crossbar_tile", "r8_c8_d1_cpa2_rd2_cv3", "icarus", True, 1066, 90000, 1.0, 2.0,
+                           summary={"mvm_cycles": {"measured": [66], "formula": 66, "timed_vectors": 24}})
+    other = TestbenchResult("elementwise", "default", "icarus", True, 10, 50, 1.0, 2.0)
+    head, _, row_tile, row_other = format_table([tile, other]).splitlines()
+    col = head.index("cycles/MVM")
+    assert row_tile[col:].split()[0] == "66" and row_other[col:].split()[0] == "-"

@@ -23,11 +23,16 @@ def run_all(simulators: list[str] | None = None, units: list[str] | None = None,
 
 
 def format_table(results: list[TestbenchResult]) -> str:
-    """A plain-text table of ``results``."""
-    head = ("unit", "config", "simulator", "vectors", "cycles", "result", "build s", "run s")
-    rows = [(r.unit, r.config, r.simulator, str(r.vectors), str(r.cycles),
+    """A plain-text table of ``results``; ``cycles/MVM`` is what a crossbar tile's bench measured per MVM
+    (its summary's ``mvm_cycles``), ``-`` for other units."""
+    head = ("unit", "config", "simulator", "vectors", "cycles", "cycles/MVM", "result", "build s", "run s")
+    rows = [(r.unit, r.config, r.simulator, str(r.vectors), str(r.cycles), _mvm_cycles(r),
              "PASS" if r.passed else "FAIL", f"{r.build_s:.1f}", f"{r.run_s:.1f}") for r in results]
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
+
+def _mvm_cycles(result: TestbenchResult) -> str:
+    measured = result.summary.get("mvm_cycles", {}).get("measured")
+    return "/".join(map(str, measured)) if measured else "-"

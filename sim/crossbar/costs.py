@@ -10,9 +10,12 @@ Events per matrix-vector product of a ``fan_in x out`` layer on ``tile_rows x ti
 - shift-and-adds: one per conversion; partial-sum adds: ``(row_tiles - 1) * out``;
 - buffer bits: the input vector read once per column tile, the outputs written once.
 
-Latency: tiles run in parallel; per slice a tile needs ``max(crossbar cycle, conversions per ADC /
-ADC rate)``, the crossbar read of the next slice overlapping the conversions (``S + 1`` such cycles),
-then ``ceil(log2(row_tiles))`` partial-sum adds.
+Latency: tiles run in parallel, each as the RTL tile (:class:`hw.crossbar_tile.CrossbarTile`) does, clocked
+at one ADC conversion (``1 / rate_gsps``): :func:`models.program.crossbar.mvm_cycles` of the physical
+``tile_rows x tile_cols`` tile (activations in, one array read per slice, ``min(tile_cols, columns_per_adc)``
+conversions per ADC overlapping the next read, results out; the read time ``crossbar_cycle_ns`` in whole
+clock cycles, :func:`models.program.crossbar.timing_cycles`), measured on the RTL in
+``bench/results/crossbar_rtl.json``; then ``ceil(log2(row_tiles))`` partial-sum adds.
 
 :func:`accuracy_sweep` runs a model once per knob setting through the layer-executor hook
 (:class:`sim.crossbar.tile.CrossbarExecutor`) and picks the cheapest setting within a perplexity budget.
@@ -28,11 +31,11 @@ from typing import Callable, Sequence
 import yaml
 
 from models.program import numformat
-from models.program.crossbar import Periphery
+from models.program.crossbar import Periphery, check_adc_sharing, mvm_cycles, timing_cycles
 from sim.crossbar.tile import CrossbarConfig, CrossbarExecutor
 
-__all__ = ["DEFAULT_TABLE", "PeripheryCosts", "MVMEvents", "mvm_events", "mvm_cost", "model_layers",
-           "token_report", "accuracy_sweep"]
+__all__ = ["DEFAULT_TABLE", "PeripheryCosts", "MVMEvents", "mvm_events", "mvm_cost", "clock_ns", "tile_cycles",
+           "model_layers", "token_report", "accuracy_sweep"]
 
 #: The cost table shipped with the package.
 DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "presets" / "crossbar_periphery.yaml"
@@ -83,7 +86,8 @@ class PeripheryCosts:
 
 @dataclass(frozen=True)
 class MVMEvents:
-    """Event counts of one matrix-vector product (see the module docstring for the rules)."""
+    """Event counts of one matrix-vector product (see the module docstring for the rules) and the physical
+    tile that runs it (``tile_rows x tile_cols`` weights, ``conversions_per_adc`` columns per ADC)."""
 
     slices: int
     row_tiles: int
@@ -96,6 +100,8 @@ class MVMEvents:
     input_bits: int
     output_bits: int
     conversions_per_adc: int
+    tile_rows: int
+    tile_cols: int
 
 
 def mvm_events(fan_in: int, out_features: int, tile_rows: int, tile_cols: int, periphery: Periphery,
@@ -105,6 +111,8 @@ def mvm_events(fan_in: int, out_features: int, tile_rows: int, tile_cols: int, p
                     ("Tile columns", tile_cols), ("Columns per ADC", columns_per_adc)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, not {v!r}")
+    per_adc = min(tile_cols, columns_per_adc)
+    check_adc_sharing(tile_cols, per_adc)
     s = periphery.slices
     rt, ct = math.ceil(fan_in / tile_rows), math.ceil(out_features / tile_cols)
     conv = s * out_features * rt
@@ -113,7 +121,7 @@ def mvm_events(fan_in: int, out_features: int, tile_rows: int, tile_cols: int, p
                      cell_reads=2 * s * fan_in * out_features, adc_conversions=conv, shift_adds=conv,
                      partial_sum_adds=(rt - 1) * out_features, input_bits=fan_in * periphery.act_bits * ct,
                      output_bits=out_features * out_bits,
-                     conversions_per_adc=min(tile_cols, out_features, columns_per_adc))
+                     conversions_per_adc=per_adc, tile_rows=tile_rows, tile_cols=tile_cols)
 
 
 def mvm_cost(events: MVMEvents, periphery: Periphery, costs: PeripheryCosts) -> dict:
@@ -126,10 +134,23 @@ def mvm_cost(events: MVMEvents, periphery: Periphery, costs: PeripheryCosts) -> 
         "shift_add": (events.shift_adds + events.partial_sum_adds) * costs.shift_add_pj,
         "buffers": events.input_bits * costs.input_bit_pj + events.output_bits * costs.output_bit_pj,
     }
-    cycle = max(costs.cycle_ns, events.conversions_per_adc / costs.adc_rate_gsps)
-    latency = (events.slices + 1) * cycle + math.ceil(math.log2(events.row_tiles)) * costs.add_ns
-    return {"energy_pj": energy, "total_pj": sum(energy.values()), "latency_ns": latency,
+    cycles = tile_cycles(events, costs)
+    latency = cycles * clock_ns(costs) + math.ceil(math.log2(events.row_tiles)) * costs.add_ns
+    return {"energy_pj": energy, "total_pj": sum(energy.values()), "latency_ns": latency, "tile_cycles": cycles,
             "adc_conversions": events.adc_conversions}
+
+
+def clock_ns(costs: PeripheryCosts) -> float:
+    """The tile's clock period: one ADC conversion, ``1 / rate_gsps`` ns."""
+    return 1.0 / costs.adc_rate_gsps
+
+
+def tile_cycles(events: MVMEvents, costs: PeripheryCosts, clock: float | None = None) -> int:
+    """Clock cycles of one tile's MVM (:func:`models.program.crossbar.mvm_cycles`, what the RTL tile takes) at a
+    ``clock`` ns period (default :func:`clock_ns`: one conversion per cycle)."""
+    clock = clock or clock_ns(costs)
+    read, conv = timing_cycles(costs.cycle_ns, 1.0 / costs.adc_rate_gsps, clock)
+    return mvm_cycles(events.tile_rows, events.tile_cols, events.slices, events.conversions_per_adc, read, conv)
 
 
 def model_layers(config) -> dict[str, tuple[int, int]]:
