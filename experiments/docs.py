@@ -286,6 +286,9 @@ def benchmarks(root: Path) -> str:
             fmt = (lambda v: f"{v / 1e6:.1f} MB") if r["unit"] == "B" else (lambda v: f"{v:.1f} {r['unit']}")  # noqa: E731
             rows.append(["`golden`", what, fmt(r["value"]), f"{r['baseline']}: {fmt(r['baseline_value'])}",
                          _ratio(r["ratio"])])
+    for r in _all(_bench(root, "golden_eval"), metric="forward_tokens_per_s"):
+        rows.append(["`golden_eval`", r["case"], f"{r['value']:.0f} tokens/s",
+                     f"{r['baseline']}: {r['baseline_value']:.0f} tokens/s", _ratio(r["ratio"])])
     lay = _all(g, metric="layer_tokens_per_s", baseline="0% zero")
     i8 = _all(g, metric="layer_tokens_per_s", baseline="int8")
     rows.append(["`golden`", "one 370M layer at 0 / 50 / 90 % zero inputs",
@@ -863,6 +866,29 @@ def spike_rouge(root: Path) -> str:
                    "synaptic ops / token (prompt + generated)", "wall time", "record"], rows)
 
 
+
+def summarize_article0(root: Path) -> str:
+    """docs/summarize.md: SmolLM2 on CNN/DailyMail test article 0, dense vs converted (measured ROUGE) and the
+    converted model's cost per target (modelled), from ``docs/summarize/smollm2_article0.json``."""
+    from experiments.summarize import cost_rows
+
+    r = _json(root, "docs/summarize/smollm2_article0.json")
+    sp, st = r["spike"], r["settings"]
+    rows = [[view, _f(s["new_tokens"]), *(f"{s['rouge'][k]:.2f}" for k in ("rouge1", "rouge2", "rougeLsum"))]
+            for view, s in r["summaries"].items()]
+    out = (f"Measured: the summaries and ROUGE (prompt {_f(r['prompt_tokens'])} tokens; article cut to "
+           f"{st['max_article_tokens']} tokens, at most {st['max_new_tokens']} new, {st['decoding']}; converted: "
+           f"{sp['coding']} T={sp['timesteps']}, {sp['weights']} weights, {sp['thresholds']} thresholds):\n\n"
+           + _table(["model", "tokens generated", "ROUGE-1", "ROUGE-2", "ROUGE-Lsum"], rows))
+    head, rows = cost_rows(r)
+    out += ("\nModelled (`sim/system/transformer.py`) from the converted summary's measured events, "
+            f"{_g(r['events_per_token']['synaptic_ops'])} synaptic ops per token:\n\n" + _table(head, rows))
+    kv = [[name, *(f"{_g(k[c]['kv_bytes'] / 2**20)} MiB, {k[c]['chips']} chips" for c in ("512", "2048"))]
+          for name, k in r["kv_contexts"].items() if "not_mapped" not in k]
+    return out + (f"\nKV cache ({st['kv_bits']}-bit values) and the chips for the weights plus the cache:\n\n"
+                  + _table(["target", "512 tokens", "2,048 tokens"], kv))
+
+
 #: Region name -> function of the repository root returning the region's Markdown.
 REGIONS = {
     "headline": headline,
@@ -899,6 +925,7 @@ REGIONS = {
     "spike-findings": spike_findings,
     "spike-full-test": spike_full_test,
     "spike-rouge": spike_rouge,
+    "summarize-article0": summarize_article0,
 }
 
 #: Pages generated whole (relative path -> function of the repository root).

@@ -7,7 +7,7 @@ import torch
 
 from models.program import numformat as nf
 from models.mmfree.config import preset
-from models.program.golden import GoldenModel, pack_codes
+from models.program.golden import GoldenModel
 from models.program.integer_program import IntegerProgram, ProgramError
 from models.program.integer_view import IntegerView
 from models.mmfree.model import MMFreeForCausalLM
@@ -106,14 +106,6 @@ def test_zero_input_costs_no_events():
                                                 activation_bytes=acc.activation_bytes)
 
 
-def test_packing_is_plane_strided_two_bit_codes():
-    codes = np.array([[1], [-1], [0], [1], [-1]], dtype=np.int8)  # fan_out 5, fan_in 1 → B = 2
-    packed = pack_codes(codes)
-    assert packed.shape == (1, 2)
-    # byte 0: outputs 0, 2, 4, 6 → codes 01, 00, 11, 00; byte 1: outputs 1, 3, 5, 7 → 11, 01, 00, 00
-    assert packed[0].tolist() == [0b00_11_00_01, 0b00_00_01_11]
-
-
 def test_program_round_trips_through_a_file(tmp_path):
     program = IntegerProgram.from_model(random_model(7))
     back = IntegerProgram.load(program.save(tmp_path / "p.npz"))
@@ -200,3 +192,24 @@ def test_golden_equals_integer_view_on_the_bundled_model():
     golden = GoldenModel(program)
     out, _ = golden.run(ids[0].tolist())
     assert np.array_equal(out, logits[0].numpy()) and np.array_equal(golden.state, state[:, 0].numpy())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_mode_gives_each_rows_logits_on_any_thread_count(threads):
+    program = IntegerProgram.from_model(random_model(13))
+    ids = torch.randint(0, program.vocab_size, (3, 10), generator=torch.Generator().manual_seed(13))
+    golden = GoldenModel(program, threads=1)
+    golden.run([4, 5])  # the batch starts every row from the zero state and leaves this state alone
+    before = golden.snapshot()
+    out = golden.run_batch(ids.tolist(), threads=threads)
+    assert np.array_equal(out, IntegerView(program).forward(ids)[0].numpy())
+    assert all(np.array_equal(a, b) for a, b in zip(golden.snapshot(), before))
+
+
+def test_thread_count_beyond_numba_threads_is_refused():
+    import numba
+
+    with pytest.raises(ValueError, match=r"threads must be between 1 and NUMBA_NUM_THREADS=\d+, not 0"):
+        GoldenModel(IntegerProgram.from_model(random_model(14)), threads=0)
+    with pytest.raises(ValueError, match="set NUMBA_NUM_THREADS before starting Python"):
+        GoldenModel(IntegerProgram.from_model(random_model(14)), threads=numba.config.NUMBA_NUM_THREADS + 1)

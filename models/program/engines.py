@@ -3,7 +3,8 @@
 ``float``   the float QAT view (PyTorch, fake-quantized BitLinears);
 ``fp32``    the same network with the quantizers off (the dense baseline);
 ``integer`` the torch integer view of the integer program (:mod:`models.program.integer_view`);
-``golden``  the Numba event-driven golden model (:mod:`models.program.golden`), token by token.
+``golden``  the Numba golden model (:mod:`models.program.golden`), token by token, the rows of a batch
+            over ``NUMBA_NUM_THREADS`` threads (:meth:`~models.program.golden.GoldenModel.run_batch`).
 
 ``integer`` and ``golden`` return the same integer logits (scaled to reals by ``2**-OUT_FRAC``), so a
 perplexity through either is the same number.
@@ -39,10 +40,6 @@ def logits_fn(model, engine: str) -> Callable[[torch.Tensor], torch.Tensor]:
     golden = GoldenModel(program)
 
     def run(ids: torch.Tensor) -> torch.Tensor:
-        rows = []
-        for row in ids.tolist():
-            golden.reset()
-            rows.append(golden.run(row)[0])
-        return torch.from_numpy(np.stack(rows).astype(np.float32) / (1 << nf.OUT_FRAC))
+        return torch.from_numpy(golden.run_batch(ids.tolist()).astype(np.float32) / (1 << nf.OUT_FRAC))
 
     return run

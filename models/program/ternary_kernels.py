@@ -1,4 +1,5 @@
-"""Golden ternary x int matrix-vector product (Numba), event-driven, bit-exact to the number-format spec.
+"""Event-driven ternary x int matrix-vector product (Numba), bit-exact to the number-format spec: the
+reference of the RTL matvec and crossbar vectors (the golden model's own kernel is :mod:`models.program.bitsliced`).
 
 Weights are held as 2-bit codes (:func:`models.program.numformat.encode_ternary`) in an ``(fan_in, out)`` array:
 row ``k`` holds every synapse that input ``k`` drives, so one input event (a non-zero activation) reads
