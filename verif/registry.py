@@ -10,6 +10,7 @@ from typing import Callable
 
 from amaranth.lib import wiring
 
+from hw.accelerator.top import Accelerator
 from hw.crossbar_tile import CrossbarTile
 from hw.elementwise import Elementwise
 from hw.neurocore_top import NeurocoreTop
@@ -17,8 +18,8 @@ from hw.spike_attention import SpikeAttention
 from hw.ternary_core import TernaryCore
 from hw.ternary_matvec import TernaryMatVec
 
-from verif import (crossbar_tile_vectors, elementwise_vectors, neurocore_top_vectors, spike_attention_vectors,
-               ternary_core_vectors, ternary_matvec_vectors)
+from verif import (accelerator_vectors, crossbar_tile_vectors, elementwise_vectors, neurocore_top_vectors,
+               spike_attention_vectors, ternary_core_vectors, ternary_matvec_vectors)
 
 __all__ = ["UnitBench", "BENCHES"]
 
@@ -61,8 +62,15 @@ BENCHES: dict[str, UnitBench] = {
         build=lambda **kw: CrossbarTile(**kw),
         vectors=lambda unit, seed: crossbar_tile_vectors.make_vectors(unit, seed=seed, n_random=1000),
         tb_module="verif.tb_crossbar_tile",
-        configs={"r8_c8_d1_cell5_adc6_noise3": dict(rows=8, cols=8, dac_bits=1, cell_bits=5, adc_bits=6,
-                                                    noise_bits=3)},
+        # tile size, DAC bits and ADC sharing vary; each run checks its cycles against mvm_cycles
+        configs={
+            "r8_c8_d1_cpa2_rd2_cv3": dict(rows=8, cols=8, dac_bits=1, cell_bits=5, adc_bits=6, noise_bits=3,
+                                          cols_per_adc=2, read_cycles=2, conv_cycles=3),
+            "r16_c12_d2_cpa4_rd5_cv1": dict(rows=16, cols=12, dac_bits=2, cell_bits=5, adc_bits=8, noise_bits=3,
+                                            cols_per_adc=4, read_cycles=5, conv_cycles=1),
+            "r32_c16_d4_cpa16_rd3_cv1": dict(rows=32, cols=16, dac_bits=4, cell_bits=5, adc_bits=8, noise_bits=4,
+                                             cols_per_adc=16, read_cycles=3, conv_cycles=1),
+        },
     ),
     "elementwise": UnitBench(
         unit="elementwise",
@@ -88,5 +96,12 @@ BENCHES: dict[str, UnitBench] = {
             # T > 128 and dh * T > 256: the state and the output can saturate (one column group: lanes = dh)
             "dh4_t136_s8_p4": dict(head_dim=4, timesteps=136, decay_shift=8, lanes=4),
         },
+    ),
+    "accelerator": UnitBench(
+        unit="accelerator",
+        build=lambda **kw: Accelerator(**kw),
+        vectors=lambda unit, seed: accelerator_vectors.make_vectors(unit, seed=seed),
+        tb_module="verif.tb_accelerator",
+        configs={"d16_m32_l2_v128_p4_w128": dict(hidden=16, glu=32, layers=2, vocab=128, lanes=4, data_width=128)},
     ),
 }

@@ -1,0 +1,158 @@
+"""Stimulus and expected words for the model-level accelerator: memory images, host phases, golden tokens and logits.
+
+The program is a seeded random MatMul-free program of the accelerator's shape
+(:meth:`IntegerProgram.random`) whose RMSNorm gains, lower bounds and ``lm_head`` gain are then perturbed,
+so every gain and the lower-bound mix carry non-trivial values. Each phase is one start of the accelerator
+through AXI4-Lite (arguments, then ``ap_start``); its expected ``STATUS``, token words and logits come from
+:class:`models.program.golden.GoldenModel`, whose state is carried from phase to phase exactly as the
+hardware carries it. Named corner cases: a start with no buffers, a token run before any load, a header
+with no magic, an image built for another lane count, one corrupted weight byte (the checksum must catch
+it), a misaligned pointer, the last embedding row, a stop at EOS, a token outside the vocabulary, a run
+without logits and the prompt fed one start per token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hw.accelerator.image import HEADER_FIELDS, HEADER_WORDS, build_image
+from hw.accelerator.top import ERRORS, FLAGS, ID_WORD, LOADED_BIT, REGISTERS, Accelerator
+from models.mmfree.config import preset
+from models.program import numformat as nf
+from models.program.golden import GoldenModel
+from models.program.integer_program import IntegerProgram
+
+__all__ = ["make_vectors", "make_bench_vectors", "tiny_program", "MEM_SIZE", "HIGH"]
+
+#: Bytes of the simulated device memory; pointers carry HIGH in their upper word (addresses wrap modulo MEM_SIZE).
+MEM_SIZE = 1 << 22
+HIGH = 1 << 32
+IMAGE, OTHER_IMAGE, BAD_IMAGE, EMPTY = 0x2000, 0x40000, 0x80000, 0xC0000
+OUT, LOGITS = 0xD0000, 0x100000
+
+
+def tiny_program(*, hidden: int, glu: int, layers: int, vocab: int, seed: int) -> IntegerProgram:
+    """A seeded random program of this shape with perturbed gains and lower bounds."""
+    cfg = preset("tiny", hidden_size=hidden, intermediate_size=glu, num_hidden_layers=layers, vocab_size=vocab)
+    program = IntegerProgram.random(cfg, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    unit = 1 << nf.GAIN_FRAC
+
+    def gain(n: int) -> np.ndarray:
+        return np.clip(np.round(unit * (1 + 0.3 * rng.standard_normal(n))), 1, (1 << 15) - 1).astype(np.int64)
+
+    for li, layer in enumerate(program.layers):
+        layer.attn_gain, layer.mlp_gain, layer.g_norm_gain = gain(hidden), gain(hidden), gain(hidden)
+        if li:
+            layer.lower_bound = rng.integers(0, 1 << nf.GATE_FRAC, size=hidden).astype(np.int64)
+        for p in layer.proj.values():
+            p.gain = gain(p.fan_in)
+    program.final_gain, program.lm_head.gain = gain(hidden), gain(hidden)
+    return program.validate()
+
+
+def _words(logits) -> list[int]:
+    return [int(v) for v in logits]
+
+
+def make_vectors(unit: Accelerator, *, seed: int, n_prompt: int = 3, n_gen: int = 4) -> dict:
+    """Images, memory layout and the host phases with their golden results."""
+    d, V = unit.hidden, unit.vocab
+    program = tiny_program(hidden=d, glu=unit.glu, layers=unit.layers, vocab=V, seed=seed)
+    image = build_image(program, unit.lanes)
+    other_lanes = next(p for p in (8, 4, 2, 1) if p != unit.lanes and d % p == 0 and (2 * unit.glu) % p == 0
+                       and V % p == 0)
+    other = build_image(program, other_lanes)
+    # one corrupted weight byte: a byte of layer 0's first weight frame (after its descriptor and header words)
+    bad = bytearray(image)
+    load_off = int(np.frombuffer(image[:4 * HEADER_WORDS], dtype="<u4")[HEADER_FIELDS["load_offset"]])
+    bad[load_off + 8 + 5] ^= 0x10
+    golden = GoldenModel(program)
+    rng = np.random.default_rng(seed)
+    err = lambda *names: sum(1 << ERRORS[n] for n in names)  # noqa: E731
+    loaded = 1 << LOADED_BIT
+    phases: list[dict] = []
+
+    def phase(name: str, *, status: int, image_at: int = IMAGE, out_at: int = OUT, logits: bool = True,
+              token: int = 0, n: int = 0, flags=(), eos: int = 0, steps=None) -> None:
+        k = len(phases)
+        args = {"IMAGE": HIGH + image_at if image_at else 0, "OUT": HIGH + out_at + 0x400 * k if out_at else 0,
+                "LOGITS": HIGH + LOGITS + 0x10000 * k if logits else 0, "TOKEN": token, "N_TOKENS": n,
+                "FLAGS": sum(1 << FLAGS[f] for f in flags), "EOS": eos}
+        tokens, outs = [], []
+        for t, logit in steps or []:
+            tokens.append(t)
+            outs.append(_words(logit))
+        phases.append({"name": name, "args": args, "status": status, "tokens": tokens,
+                       "logits": outs if logits else []})
+
+    def run(first: int, n: int, eos: int | None = None) -> list:
+        steps, tok = [], first
+        for _ in range(n):
+            logit = golden.step(tok)
+            tok = int(np.argmax(logit))
+            steps.append((tok, logit))
+            if tok == eos:
+                break
+        return steps
+
+    phase("start_with_no_buffers", image_at=0, n=1, status=err("no_buffers"))
+    phase("token_before_any_load", n=1, status=err("not_loaded"))
+    phase("header_without_magic", image_at=EMPTY, flags=("load",), status=err("bad_magic"))
+    phase(f"image_for_{other_lanes}_lanes", image_at=OTHER_IMAGE, flags=("load",), status=err("config_mismatch"))
+    phase("corrupted_weight_byte", image_at=BAD_IMAGE, flags=("load",), n=1, status=err("checksum"))
+    phase("misaligned_image_pointer", image_at=IMAGE + 4, flags=("load",), status=err("address_fault"))
+    prompt = [int(t) for t in rng.integers(4, V, size=n_prompt)]
+    golden.reset()
+    phase("load_and_first_prompt_token", flags=("load", "reset_state"), token=prompt[0], n=1, status=loaded,
+          steps=run(prompt[0], 1))
+    for i, t in enumerate(prompt[1:], 1):
+        phase(f"prompt_token_{i}", token=t, n=1, status=loaded, steps=run(t, 1))
+    start = phases[-1]["tokens"][-1]
+    phase("generate_argmax_fed_back", token=start, n=n_gen, status=loaded, steps=run(start, n_gen))
+    start = phases[-1]["tokens"][-1]
+    phase("generate_without_logits", token=start, n=2, logits=False, status=loaded, steps=run(start, 2))
+    golden.reset()
+    phase("reset_then_last_embedding_row", flags=("reset_state",), token=V - 1, n=2, status=loaded,
+          steps=run(V - 1, 2))
+    snap = golden.snapshot()
+    eos = run(prompt[0], 3)[-1][0]
+    golden.restore(snap)
+    phase("stop_at_eos", token=prompt[0], n=8, flags=("stop_at_eos",), eos=eos, status=loaded,
+          steps=run(prompt[0], 8, eos=eos))
+    phase("token_outside_vocabulary", token=V, n=1, status=loaded | err("bad_token"))
+    return {
+        "unit": "accelerator", "seed": seed, "program": f"seeded random program (seed {seed})",
+        "registers": REGISTERS, "mem_size": MEM_SIZE, "data_width": unit.data_width,
+        "images": {str(IMAGE): image.hex(), str(OTHER_IMAGE): other.hex(), str(BAD_IMAGE): bytes(bad).hex()},
+        "hash": [int(v) for v in np.frombuffer(image[8:16], dtype="<u4")],
+        "read_only": {"ID": ID_WORD, "HIDDEN": d, "VOCAB": V},
+        "vocab": V, "phases": phases,
+    }
+
+
+def make_bench_vectors(unit: Accelerator, program: IntegerProgram, *, first: int, n_tokens: int,
+                       source: str) -> dict:
+    """A lean run for measurements: load ``program``, clear the state, then ``n_tokens`` greedy steps from
+    token ``first`` in one start, no pauses on the buses; every token and logit word is still compared."""
+    image = build_image(program, unit.lanes)
+    golden = GoldenModel(program)
+    steps, tok = [], first
+    for _ in range(n_tokens):
+        logit = golden.step(tok)
+        tok = int(np.argmax(logit))
+        steps.append((tok, _words(logit)))
+    out = -(-(IMAGE + len(image)) // 4096) * 4096
+    logits = out + -(-4 * n_tokens // 4096) * 4096
+    size = 1 << (logits + 4 * unit.vocab * n_tokens - 1).bit_length()
+    return {
+        "unit": "accelerator", "mode": "bench", "seed": 0, "program": source, "registers": REGISTERS,
+        "mem_size": size, "data_width": unit.data_width, "images": {str(IMAGE): image.hex()},
+        "hash": [int(v) for v in np.frombuffer(image[8:16], dtype="<u4")],
+        "read_only": {"ID": ID_WORD, "HIDDEN": unit.hidden, "VOCAB": unit.vocab}, "vocab": unit.vocab,
+        "phases": [{"name": "load_and_generate", "status": 1 << LOADED_BIT, "tokens": [t for t, _ in steps],
+                    "logits": [w for _, w in steps],
+                    "args": {"IMAGE": HIGH + IMAGE, "OUT": HIGH + out, "LOGITS": HIGH + logits,
+                             "TOKEN": first, "N_TOKENS": n_tokens,
+                             "FLAGS": (1 << FLAGS["load"]) | (1 << FLAGS["reset_state"]), "EOS": 0}}],
+    }
