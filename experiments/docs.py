@@ -129,6 +129,13 @@ def headline(root: Path) -> str:
     units = sorted({r["case"].split()[0] for r in rtl if r["metric"] == "simulated_cycles_per_s"})
     rows.append(["RTL units checked word for word against the golden model on Verilator and Icarus",
                  ", ".join(units), "`bench/results/rtl_sim.json`"])
+    acc = {(r["config"]["hidden"], r["simulator"]): r for n in ("tiny", "bundled")
+           for r in _json(root, f"docs/accelerator/{n}.json")["runs"] if r["passed"]}
+    if (256, "verilator") in acc and (16, "icarus") in acc:
+        b = acc[(256, "verilator")]["phases"]["load_and_generate"]
+        rows.append(["Whole-model accelerator RTL generating greedy tokens, every token and logit word equal to the "
+                     "golden model: cycles per token of the bundled model (Verilator; a tiny model on both simulators)",
+                     _f(b["cycles_token"]), "`docs/accelerator/bundled.json`, `tiny.json`"])
     for preset in ("loihi2-estimate", "loihi1"):
         rel = f"docs/system_model/simulate_370m_{preset}.json"
         r = _json(root, rel)
@@ -889,6 +896,28 @@ def summarize_article0(root: Path) -> str:
                   + _table(["target", "512 tokens", "2,048 tokens"], kv))
 
 
+def accelerator_runs(root: Path) -> str:
+    """docs/accelerator.md: every recorded run of the whole-model accelerator and its Yosys utilisation."""
+    rows = []
+    for name in ("tiny", "bundled"):
+        for r in _json(root, f"docs/accelerator/{name}.json")["runs"]:
+            c = r["config"]
+            gen = r["phases"].get("load_and_generate") or next(
+                (p for k, p in r["phases"].items() if p["tokens_done"] and "generate" in k), None)
+            rows.append([f"d{c['hidden']} m{c['glu']}, {c['layers']} layers, vocab {_f(c['vocab'])}, "
+                         f"{c['lanes']} lanes, {c['data_width']}-bit bus", r["simulator"],
+                         f"{len(r['phases'])}", _f(r["words_compared"]), "PASS" if r["passed"] else "FAIL",
+                         _f(gen["cycles_token"]) if gen else "–", _f(r["cycles"]),
+                         f"{_f(r['build_s'])} / {_f(r['run_s'], 1)} s", f"`docs/accelerator/{name}.json`"])
+    y = _json(root, "docs/accelerator/yosys.json")
+    u = y["utilisation"]
+    util = ", ".join(f"{_g(u[k]) if u[k] < 1 else _f(u[k])} {k}" for k in ("LUT", "FF", "CARRY", "LUTRAM", "DSP", "BRAM36"))
+    return (_table(["configuration", "simulator", "phases", "words compared", "result", "cycles / token",
+                    "cycles in all", "build / run wall time", "record"], rows)
+            + f"\nYosys `synth_xilinx -family xcup` of d{y['config']['hidden']} m{y['config']['glu']} "
+              f"(`docs/accelerator/yosys.json`): {util}.\n")
+
+
 #: Region name -> function of the repository root returning the region's Markdown.
 REGIONS = {
     "headline": headline,
@@ -925,6 +954,7 @@ REGIONS = {
     "spike-findings": spike_findings,
     "spike-full-test": spike_full_test,
     "spike-rouge": spike_rouge,
+    "accelerator-runs": accelerator_runs,
     "summarize-article0": summarize_article0,
 }
 
