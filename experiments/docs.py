@@ -125,6 +125,13 @@ def headline(root: Path) -> str:
         d = json.loads(dense.read_text())
         rows.append([f"SmolLM2-135M dense, WikiText-2 test token perplexity ({_f(d['tokens'])} tokens)",
                      f"{d['token_ppl']:.2f}", "`docs/spike_conversion/ppl_dense_full.json`"])
+    for name, label in (("rouge_dense_200", "dense"), ("rouge_bitplane8_channel_200", "bit-plane spikes, T=8")):
+        path = root / f"docs/spike_conversion/{name}.json"
+        if path.is_file():
+            r = json.loads(path.read_text())
+            rows.append([f"SmolLM2-135M {label}, ROUGE-1 / 2 / Lsum on the first {r['n_articles']} CNN/DailyMail "
+                         "test articles", f"{r['rouge1']:.2f} / {r['rouge2']:.2f} / {r['rougeLsum']:.2f}",
+                         f"`docs/spike_conversion/{name}.json`"])
     rtl = _bench(root, "rtl_sim")
     units = sorted({r["case"].split()[0] for r in rtl if r["metric"] == "simulated_cycles_per_s"})
     rows.append(["RTL units checked word for word against the golden model on Verilator and Icarus",
