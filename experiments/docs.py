@@ -903,6 +903,43 @@ def summarize_article0(root: Path) -> str:
                   + _table(["target", "512 tokens", "2,048 tokens"], kv))
 
 
+def _rtl_passed(root: Path) -> dict:
+    """``{(unit, config): {"vectors": (verilator, icarus), "cycles": (verilator, icarus)}}`` of the RTL bench's
+    passing runs (``bench/results/rtl_sim.json``: records exist only for runs that passed on both simulators)."""
+    out: dict = {}
+    for r in _bench(root, "rtl_sim"):
+        if r["metric"] in ("vectors_passed", "cycles_passed"):
+            unit, config = r["case"].split()
+            out.setdefault((unit, config), {})[r["metric"].split("_")[0]] = (r["value"], r["baseline_value"])
+    return out
+
+
+def rtl_units(root: Path) -> str:
+    """docs/rtl.md: every unit's testbench configurations, vectors checked and cycles on both simulators."""
+    rows = []
+    for (unit, config), v in _rtl_passed(root).items():
+        same = v["cycles"][0] == v["cycles"][1]
+        rows.append([unit, config, _f(v["vectors"][0]) + ("" if v["vectors"][0] == v["vectors"][1] else
+                                                         f" / {_f(v['vectors'][1])}"),
+                     _f(v["cycles"][0]) + (" (both)" if same else f" / {_f(v['cycles'][1])}"), "PASS / PASS"])
+    for r in _json(root, "docs/accelerator/tiny.json")["runs"]:
+        if len(r["phases"]) > 1:
+            c = r["config"]
+            rows.append(["accelerator", f"d{c['hidden']}_m{c['glu']}_l{c['layers']}_v{c['vocab']}_p{c['lanes']}_"
+                         f"w{c['data_width']} ({r['simulator']}; `docs/accelerator/tiny.json`)",
+                         _f(r["words_compared"]), _f(r["cycles"]), "PASS" if r["passed"] else "FAIL"])
+    return _table(["unit", "config", "vectors / words checked (Verilator / Icarus)", "simulated cycles",
+                   "result (Verilator / Icarus)"], rows)
+
+
+def spike_attention_rtl(root: Path) -> str:
+    """docs/spike_attention.md: the spike attention head's testbench on both simulators."""
+    rows = [[config, "Verilator / Icarus", _f(v["vectors"][0]), _f(v["cycles"][0]) +
+             ("" if v["cycles"][0] == v["cycles"][1] else f" / {_f(v['cycles'][1])}"), "PASS / PASS"]
+            for (unit, config), v in _rtl_passed(root).items() if unit == "spike_attention"]
+    return _table(["configuration", "simulator", "tokens", "simulated cycles", "result"], rows)
+
+
 def accelerator_runs(root: Path) -> str:
     """docs/accelerator.md: every recorded run of the whole-model accelerator and its Yosys utilisation."""
     rows = []
@@ -962,6 +999,8 @@ REGIONS = {
     "spike-full-test": spike_full_test,
     "spike-rouge": spike_rouge,
     "accelerator-runs": accelerator_runs,
+    "rtl-units": rtl_units,
+    "spike-attention-rtl": spike_attention_rtl,
     "summarize-article0": summarize_article0,
 }
 

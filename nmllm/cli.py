@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "nmllm.commands.verilog",
     "nmllm.commands.vivado",
     "nmllm.commands.rtl_sim",
+    "nmllm.commands.generate",
     "nmllm.commands.checkpoint",
     "experiments.spike_study",
     "experiments.pruning_sweep",

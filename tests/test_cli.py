@@ -32,7 +32,7 @@ def test_every_help_builds_without_heavy_imports():
     result = _walk()
     assert result["heavy"] == []
     for name in ("nmllm demo", "nmllm train", "nmllm eval perplexity", "nmllm eval rouge", "nmllm compile",
-                 "nmllm simulate", "nmllm activity", "nmllm verilog", "nmllm vivado", "nmllm sim", "nmllm spike study", "nmllm prune",
+                 "nmllm simulate", "nmllm activity", "nmllm verilog", "nmllm vivado", "nmllm sim", "nmllm generate", "nmllm spike study", "nmllm prune",
                  "nmllm decode", "nmllm sweep", "nmllm ablation", "nmllm scaling", "nmllm crossbar-sweep",
                  "nmllm checkpoint convert"):
         assert name in result["commands"]

@@ -22,7 +22,7 @@ from models.program import numformat as nf
 from models.program.golden import GoldenModel
 from models.program.integer_program import IntegerProgram
 
-__all__ = ["make_vectors", "make_bench_vectors", "tiny_program", "MEM_SIZE", "HIGH"]
+__all__ = ["make_vectors", "make_bench_vectors", "make_prompt_vectors", "tiny_program", "MEM_SIZE", "HIGH"]
 
 #: Bytes of the simulated device memory; pointers carry HIGH in their upper word (addresses wrap modulo MEM_SIZE).
 MEM_SIZE = 1 << 22
@@ -135,24 +135,44 @@ def make_bench_vectors(unit: Accelerator, program: IntegerProgram, *, first: int
                        source: str) -> dict:
     """A lean run for measurements: load ``program``, clear the state, then ``n_tokens`` greedy steps from
     token ``first`` in one start, no pauses on the buses; every token and logit word is still compared."""
+    return make_prompt_vectors(unit, program, prompt=[first], n_tokens=n_tokens, source=source)
+
+
+def make_prompt_vectors(unit: Accelerator, program: IntegerProgram, *, prompt: list[int], n_tokens: int,
+                        source: str) -> dict:
+    """Greedy generation after a prompt, no pauses on the buses: load ``program`` and clear the state with the
+    first prompt token, one start per further prompt token, then ``n_tokens`` greedy steps from the last one in
+    one start (the argmax fed back on the device). Every token and logit word of every start is compared."""
     image = build_image(program, unit.lanes)
     golden = GoldenModel(program)
-    steps, tok = [], first
-    for _ in range(n_tokens):
-        logit = golden.step(tok)
-        tok = int(np.argmax(logit))
-        steps.append((tok, _words(logit)))
+    starts = [(t, 1) for t in prompt[:-1]] + [(prompt[-1], n_tokens)]
+    steps: list[list] = []
+    for first, n in starts:
+        tok, run = first, []
+        for _ in range(n):
+            logit = golden.step(tok)
+            tok = int(np.argmax(logit))
+            run.append((tok, _words(logit)))
+        steps.append(run)
+    total = sum(len(run) for run in steps)
     out = -(-(IMAGE + len(image)) // 4096) * 4096
-    logits = out + -(-4 * n_tokens // 4096) * 4096
-    size = 1 << (logits + 4 * unit.vocab * n_tokens - 1).bit_length()
+    logits = out + -(-4 * total // 4096) * 4096
+    size = 1 << (logits + 4 * unit.vocab * total - 1).bit_length()
+    phases, done = [], 0
+    for k, ((first, n), run) in enumerate(zip(starts, steps)):
+        name = ("load_and_generate" if len(starts) == 1 else "load_and_prompt_token_0" if k == 0
+                else "generate" if k == len(starts) - 1 else f"prompt_token_{k}")
+        flags = (1 << FLAGS["load"]) | (1 << FLAGS["reset_state"]) if k == 0 else 0
+        phases.append({"name": name, "status": 1 << LOADED_BIT, "tokens": [t for t, _ in run],
+                       "logits": [w for _, w in run],
+                       "args": {"IMAGE": HIGH + IMAGE, "OUT": HIGH + out + 4 * done,
+                                "LOGITS": HIGH + logits + 4 * unit.vocab * done, "TOKEN": first, "N_TOKENS": n,
+                                "FLAGS": flags, "EOS": 0}})
+        done += n
     return {
         "unit": "accelerator", "mode": "bench", "seed": 0, "program": source, "registers": REGISTERS,
         "mem_size": size, "data_width": unit.data_width, "images": {str(IMAGE): image.hex()},
         "hash": [int(v) for v in np.frombuffer(image[8:16], dtype="<u4")],
         "read_only": {"ID": ID_WORD, "HIDDEN": unit.hidden, "VOCAB": unit.vocab}, "vocab": unit.vocab,
-        "phases": [{"name": "load_and_generate", "status": 1 << LOADED_BIT, "tokens": [t for t, _ in steps],
-                    "logits": [w for _, w in steps],
-                    "args": {"IMAGE": HIGH + IMAGE, "OUT": HIGH + out, "LOGITS": HIGH + logits,
-                             "TOKEN": first, "N_TOKENS": n_tokens,
-                             "FLAGS": (1 << FLAGS["load"]) | (1 << FLAGS["reset_state"]), "EOS": 0}}],
+        "phases": phases,
     }
