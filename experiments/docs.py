@@ -876,8 +876,15 @@ def spike_rouge(root: Path) -> str:
                               ("bitplane T=8, per-channel θ", "rouge_bitplane8_channel_200")],
                        lambda r: [f"**{r['rouge1']:.2f}**", f"**{r['rouge2']:.2f}**", f"**{r['rougeLsum']:.2f}**",
                                   _f(r["generated_tokens"]), _synaptic_ops(r, macs), f"{_f(r['seconds'])} s"], 6)
-    return _table(["model", "ROUGE-1", "ROUGE-2", "ROUGE-Lsum", "tokens generated",
-                   "synaptic ops / token (prompt + generated)", "wall time", "record"], rows)
+    out = _table(["model", "ROUGE-1", "ROUGE-2", "ROUGE-Lsum", "tokens generated",
+                  "synaptic ops / token (prompt + generated)", "wall time", "record"], rows)
+    d, b = (root / SPIKE / f"{n}.json" for n in ("rouge_dense_200", "rouge_bitplane8_channel_200"))
+    if d.is_file() and b.is_file():
+        d, b = json.loads(d.read_text()), json.loads(b.read_text())
+        out += (f"\nThe converted model keeps {100 * b['rouge1'] / d['rouge1']:.0f} % of the dense model's ROUGE-1 "
+                f"({b['rouge1'] - d['rouge1']:+.2f} points) and {100 * b['rouge2'] / d['rouge2']:.0f} % of its ROUGE-2, "
+                f"at {b['events_per_token']['synaptic_ops'] / macs:.1f}x the dense MACs in synaptic additions.\n")
+    return out
 
 
 
