@@ -24,9 +24,6 @@ NOT_RESULTS = {
 
 SMOLLM = "SmolLM2 study JSON not committed: regenerate the SmolLM2 records (`nmllm spike`, issue 15 item 5)"
 SPIKE = "docs/spike_conversion/"
-RTL = ("bench/results/rtl_sim.json", "vectors_passed",
-       "bench/bench_rtl_sim.py records vectors and cycles per testbench from now on; not rerun in issue 15: at load "
-       "average 8 on 2 cores its speed records came out 10x off, so the old speed records stay")
 
 #: Results tables whose record is not committed yet: (page, header prefix) -> (the record file they wait for, the
 #: metric in it or None, why). When the record appears, the table must become a generated region (a test says so).
@@ -42,8 +39,6 @@ NO_RECORD_YET = {
          "perplexity_sweep.json stores the cheapest setting's token report, not the base's"),
     ("docs/crossbar.md", "| setting | MVM | DAC |"):
         ("docs/crossbar/mvm_cost.json", None, "costs.mvm_cost per setting is not stored"),
-    ("docs/rtl.md", "| unit | config | vectors / words checked |"): RTL,
-    ("docs/spike_attention.md", "| configuration | simulator | tokens | simulated cycles |"): RTL,
     ("docs/pruning.md", "| s | lm_head | L0 i/f/g/o |"):
         ("docs/pruning/layer_sparsity.json", None,
          "computed from the stored sensitivities; the next sweep stores each row's layer_sparsity"),
