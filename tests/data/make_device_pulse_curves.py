@@ -10,9 +10,9 @@ device, and records the weight after every pulse. Cycle-to-cycle noise is off (t
 scales and slopes are those of aihwkit's ``PulsedRPUDevice::populate`` / ``LinearStepRPUDevice::populate``
 with mean-bound reference. A constant-step device is the linear one with zero slopes.
 
-Run (once, by hand): ``pip download aihwkit==1.2.0 --no-deps -d /tmp/ahk && tar xzf
-/tmp/ahk/aihwkit-1.2.0.tar.gz -C /tmp/ahk && python tests/data/make_device_pulse_curves.py
-/tmp/ahk/aihwkit-1.2.0``.
+Run (once, by hand): ``pip download aihwkit==1.2.0 --no-deps -d build/aihwkit && tar xzf
+build/aihwkit/aihwkit-1.2.0.tar.gz -C build/aihwkit && python tests/data/make_device_pulse_curves.py
+build/aihwkit/aihwkit-1.2.0``.
 """
 
 from __future__ import annotations
