@@ -11,11 +11,11 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
 from verif.streams import StreamSink, StreamSource
 
-__all__ = ["IDLE", "STALL", "Harness"]
+__all__ = ["IDLE", "STALL", "Harness", "VitisControl"]
 
 IDLE, STALL = 0.3, 0.4  # probabilities of a withheld valid / ready on the stalled phases
 
@@ -101,3 +101,21 @@ class Harness:
         for name, want in phase["expect"].items():
             self.compare(phase["name"], name, got[name], want, phase.get("width", {}).get(name, 0))
         return cycles
+
+
+class VitisControl:
+    """Reset and AXI4-Lite register access of a Vitis kernel's testbench: a subclass sets ``dut`` (with
+    ``ap_clk``, ``ap_rst_n``), ``ctrl`` (a cocotbext-axi ``AxiLiteMaster``) and ``regs`` (name -> address)."""
+
+    async def reset(self, cycles: int = 5) -> None:
+        self.dut.ap_rst_n.value = 0
+        await ClockCycles(self.dut.ap_clk, cycles)
+        await FallingEdge(self.dut.ap_clk)
+        self.dut.ap_rst_n.value = 1
+        await ClockCycles(self.dut.ap_clk, 2)
+
+    async def read(self, name: str) -> int:
+        return await self.ctrl.read_dword(self.regs[name])
+
+    async def write(self, name: str, value: int) -> None:
+        await self.ctrl.write_dword(self.regs[name], value)

@@ -17,8 +17,10 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
+from cocotb.triggers import RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+from verif.harness import VitisControl
 
 PAUSE = 0.3
 TIMEOUT_NS = 200_000_000
@@ -30,7 +32,7 @@ def _signed(word: int) -> int:
     return word - (1 << 32) if word >> 31 else word
 
 
-class TB:
+class TB(VitisControl):
     """Clock, reset, device memory and the control master."""
 
     def __init__(self, dut, spec: dict, seed: int, pause: bool):
@@ -52,19 +54,6 @@ class TB:
                        self.ram.write_if.w_channel, self.ram.write_if.b_channel, self.ctrl.write_if.aw_channel,
                        self.ctrl.write_if.w_channel, self.ctrl.read_if.ar_channel):
                 ch.set_pause_generator(pauses())
-
-    async def reset(self) -> None:
-        self.dut.ap_rst_n.value = 0
-        await ClockCycles(self.dut.ap_clk, 5)
-        await FallingEdge(self.dut.ap_clk)
-        self.dut.ap_rst_n.value = 1
-        await ClockCycles(self.dut.ap_clk, 2)
-
-    async def read(self, name: str) -> int:
-        return await self.ctrl.read_dword(self.regs[name])
-
-    async def write(self, name: str, value: int) -> None:
-        await self.ctrl.write_dword(self.regs[name], value)
 
     async def run(self, args: dict) -> None:
         """Write the arguments, start, wait for the interrupt, acknowledge it."""

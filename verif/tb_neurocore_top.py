@@ -18,8 +18,10 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
+from cocotb.triggers import ClockCycles, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+
+from verif.harness import VitisControl
 
 PAUSE = {"s_axis_act": 0.3, "m_axis_act": 0.4, "s_axis_load": 0.2}
 TIMEOUT_NS = 100_000_000  # 10 M cycles: a 370M-shape layer takes about 0.7 M
@@ -29,7 +31,7 @@ def _signed(word: int) -> int:
     return word - (1 << 32) if word >> 31 else word
 
 
-class TB:
+class TB(VitisControl):
     """Clock, reset, the three AXI4-Stream ports (random pauses) and the AXI4-Lite master."""
 
     def __init__(self, dut, seed: int, regs: dict, pause: bool = True):
@@ -48,19 +50,6 @@ class TB:
 
         for port, name in ((self.act_in, "s_axis_act"), (self.act_out, "m_axis_act"), (self.load, "s_axis_load")):
             port.set_pause_generator(pauses(PAUSE[name] if pause else 0.0))
-
-    async def reset(self, cycles: int = 5) -> None:
-        self.dut.ap_rst_n.value = 0
-        await ClockCycles(self.dut.ap_clk, cycles)
-        await FallingEdge(self.dut.ap_clk)
-        self.dut.ap_rst_n.value = 1
-        await ClockCycles(self.dut.ap_clk, 2)
-
-    async def read(self, name: str) -> int:
-        return await self.ctrl.read_dword(self.regs[name])
-
-    async def write(self, name: str, value: int) -> None:
-        await self.ctrl.write_dword(self.regs[name], value)
 
     async def load_layer(self, frames: list[list[int]]) -> None:
         for frame in frames:
