@@ -17,6 +17,7 @@ import os
 import re
 import sys
 from pathlib import Path
+import statistics
 
 __all__ = ["FILES", "REGIONS", "check", "pages", "register", "render", "unmarked_tables", "write"]
 
@@ -425,6 +426,15 @@ def scaling(root: Path) -> str:
     from experiments.scaling import table
 
     return table(_json(root, "docs/system_model/scaling.json")["rows"])
+
+
+def scaling_static_range(root: Path) -> str:
+    """docs/system_model.md: J/token over each preset's stated static range, by
+    :func:`experiments.scaling.static_range_table`."""
+    from experiments.scaling import static_range_findings, static_range_table
+
+    rows = _json(root, "docs/system_model/scaling.json")["rows"]
+    return static_range_table(rows) + "\n**What moves across the range:** " + static_range_findings(rows)
 
 
 def scaling_baselines(root: Path) -> str:
@@ -888,6 +898,126 @@ def spike_rouge(root: Path) -> str:
 
 
 
+#: The spike error-analysis records: (label, record, command that writes it).
+SPIKE_ERRORS = [
+    ("rate T=4, per-site θ", "errors_rate_tensor",
+     "nmllm spike errors --model smollm2-135m --threads 1 --coding rate --thresholds tensor --t-low 4 --t-mid 6 "
+     "--t-high 8 --analysis-tokens 512 --sensitivity-tokens 128 --skip-ppl --ternary-tokens 0 "
+     "--out docs/spike_conversion/errors_rate_tensor.json --plot-dir docs"),
+    ("bitplane T=4, per-site θ", "errors_bitplane_tensor",
+     "nmllm spike errors --model smollm2-135m --threads 1 --coding bitplane --thresholds tensor --t-low 4 --t-mid 6 "
+     "--t-high 8 --analysis-tokens 512 --sensitivity-tokens 128 --skip-ppl --ternary-tokens 0 "
+     "--out docs/spike_conversion/errors_bitplane_tensor.json --plot-dir docs"),
+    ("rate T=4, per-channel θ", "errors_rate_channel",
+     "nmllm spike errors --model smollm2-135m --threads 1 --coding rate --thresholds channel --t-low 4 --t-mid 8 "
+     "--t-high 16 --analysis-tokens 512 --sensitivity-tokens 128 --max-tokens 2048 --ternary-tokens 512 "
+     "--out docs/spike_conversion/errors_rate_channel.json --plot-dir docs"),
+]
+
+
+_SITE_KINDS = ("attn_in", "attn_out", "mlp_in", "mlp_out", "lm_head")
+
+
+def _site_kind(site: str) -> str:
+    return site.rsplit(".", 1)[-1]
+
+
+def spike_errors(root: Path) -> str:
+    """docs/spike_conversion.md: local and end-to-end SNR per operating point (``errors_*.json``)."""
+    rows = []
+    for label, name, command in SPIKE_ERRORS:
+        path = root / SPIKE / f"{name}.json"
+        if not path.is_file():
+            rows.append([label, "–", "–", "–", "–", f"not measured yet (resumes): `{command}`"])
+            continue
+        r = json.loads(path.read_text())
+        sites, layers = r["similarity"]["sites"], {x["layer"]: x["snr_db"] for x in r["similarity"]["layers"]}
+        med = [float(statistics.median([v["snr_db"] for s, v in sites.items() if _site_kind(s) == k])) for k in _SITE_KINDS]
+        worst = sorted(sites, key=lambda s: sites[s]["snr_db"])[:3]
+        last = max(layers)
+        rows.append([label, " / ".join(f"{m:.1f}" for m in med),
+                     ", ".join(f"`{s}` {sites[s]['snr_db']:.1f}" for s in worst),
+                     " / ".join(f"{layers[i]:.1f}" for i in (0, 2, 11, last) if i in layers),
+                     f"{r['token_loss']['dense_nll']:.2f} → {r['token_loss']['spike_nll']:.2f}", f"`{SPIKE}/{name}.json`"])
+    return _table(["operating point", "median local SNR (dB) attn_in / attn_out / mlp_in / mlp_out / lm_head",
+                   "worst sites (local SNR, dB)", "hidden-state SNR after layer 0 / 2 / 11 / last (dB)",
+                   "mean NLL dense → converted", "record"], rows)
+
+
+def spike_token_types(root: Path) -> str:
+    """docs/spike_conversion.md: the converted model's extra loss per token type (``errors_rate_channel.json``)."""
+    t = _json(root, f"{SPIKE}/errors_rate_channel.json")["token_loss"]
+    rows = [[kind, _f(v["tokens"]), f"{v['dense_nll']:.2f}", f"{v['spike_nll']:.2f}", f"{v['delta_mean']:.2f}",
+             _pct(v["share_of_delta"])] for kind, v in sorted(t["by_type"].items(), key=lambda kv: -kv[1]["tokens"])]
+    ranks = ", ".join(f"{k} {v['delta_mean']:.2f}" for k, v in t["by_rank"].items())
+    pos = ", ".join(f"{k} {v['delta_mean']:.2f}" for k, v in t["by_position"].items())
+    worst = ", ".join(f"`{w['token']}`" for w in t["worst_tokens"][:5])
+    return (_table(["token type", "tokens", "dense NLL", "converted NLL", "ΔNLL", "share"], rows)
+            + f"\nMean ΔNLL by frequency rank of the token id: {ranks}. By position in the window: {pos}. "
+            f"Worst single tokens: {worst}.\n")
+
+
+def spike_schedule(root: Path) -> str:
+    """docs/spike_conversion.md: uniform T against the greedy mixed schedule at the uniform-T_mid budget."""
+    e = _json(root, f"{SPIKE}/errors_rate_channel.json")
+    grid = _grid(root, "channel")["points"]
+    sites = len(e["sensitivity"])
+    rows = []
+    for T in (e["t_low"], e["t_mid"], e["t_high"]):
+        p = grid.get(f"{e['coding']}:{T}")
+        if p is not None:
+            rows.append([f"uniform T={T}", _f(sites if T == e["t_high"] else 0), str(T), _ppl(p["ppl"]["token_ppl"]),
+                         _e(p["events_per_token"]["synaptic_ops"], 3)])
+    s = e["schedule_eval"]
+    rows.append([f"mixed {e['t_low']}/{e['t_high']}, ranked by {'sensitivity per extra op' if e['rank'] == 'per-op' else 'sensitivity'}",
+                 _f(s["sites_at_t_high"]), f"{s['mean_timesteps']:.1f}", _ppl(s["token_ppl"]),
+                 _e(s["events_per_token"]["synaptic_ops"], 3)])
+    top = sorted(e["sensitivity"].items(), key=lambda kv: -kv[1])[:5]
+    return (f"Budget: the synaptic ops of uniform T={e['t_mid']} on the sensitivity tokens "
+            f"({_e(e['budget_synaptic_ops'], 3)} per token). Most sensitive sites (KL): "
+            + ", ".join(f"`{k}` {v:.3f}" for k, v in top) + ".\n\n"
+            + _table([f"schedule ({e['coding']}, per-channel θ)", f"sites at T={e['t_high']}", "mean T",
+                      f"token ppl ({_f(s['tokens'])} tokens)", "synaptic ops/token"], rows))
+
+
+def spike_ternary(root: Path) -> str:
+    """docs/spike_conversion.md: int8 vs ternary weight SNR per linear kind and the all-ternary perplexity."""
+    e = _json(root, f"{SPIKE}/errors_rate_channel.json")
+    kinds: dict[str, list] = {}
+    for name, v in e["weight_snr"].items():
+        kinds.setdefault(name.rsplit(".", 1)[-1].removesuffix("_proj"), []).append(v)
+    rows = [[k, _f(len(v)), f"{statistics.median([x['int8'] for x in v]):.1f}", f"{statistics.median([x['ternary'] for x in v]):.1f}",
+             f"{min(x['ternary'] for x in v):.1f}"] for k, v in kinds.items()]
+    t = e["ternary_eval"]
+    evals = "; ".join(f"{label}: {_f(v['linears'])} linears ternary, token ppl {_ppl(v['token_ppl'])}"
+                      for label, v in t.items())
+    return (_table(["linear kind", "layers", "median int8 SNR (dB)", "median ternary SNR (dB)",
+                    "worst ternary SNR (dB)"], rows)
+            + f"\nPerplexity on the first {_f(next(iter(t.values()))['tokens'])} test tokens, activations dense: "
+            f"{evals}.\n")
+
+
+def spike_interpret(root: Path) -> str:
+    """docs/spike_conversion.md: spike statistics and class information per site kind (``interpret.json``)."""
+    r = _json(root, f"{SPIKE}/interpret.json")
+    keys = ("firing_rate", "entropy_bits", "nmi_neurons", "nmi_neurons_shuffled", "nmi_length", "nmi_kmeans")
+    rows = []
+    for k in _SITE_KINDS:
+        v = [s for name, s in r["sites"].items() if _site_kind(name) == k]
+        rows.append([f"`{k}`", *(f"{statistics.fmean([s[m] for s in v]):.3f}" if m != "entropy_bits"
+                                 else f"{statistics.fmean([s[m] for s in v]):.2f}" for m in keys)])
+    best = sorted(r["sites"].items(), key=lambda kv: kv[1]["nmi_neurons"] - kv[1]["nmi_neurons_shuffled"],
+                  reverse=True)[:4]
+    return (f"{r['coding']} T={r['timesteps']}, {r['thresholds']} thresholds; {r['ambiguous']} ambiguous and "
+            f"{r['clear']} clear premises, mean length {r['mean_tokens_ambiguous']:.1f} vs "
+            f"{r['mean_tokens_clear']:.1f} tokens (`{SPIKE}/interpret.json`).\n\n"
+            + _table(["site kind (mean over layers)", "firing rate", "entropy (bits)", "NMI ambiguity",
+                      "NMI, shuffled labels", "NMI, length", "NMI k-means"], rows)
+            + "\nSites with the largest NMI above their shuffled floor: "
+            + ", ".join(f"`{k}` {v['nmi_neurons']:.3f} vs {v['nmi_neurons_shuffled']:.3f} (rate difference "
+                        f"{v['rate_diff']:+.4f})" for k, v in best) + ".\n")
+
+
 def summarize_article0(root: Path) -> str:
     """docs/summarize.md: SmolLM2 on CNN/DailyMail test article 0, dense vs converted (measured ROUGE) and the
     converted model's cost per target (modelled), from ``docs/summarize/smollm2_article0.json``."""
@@ -983,6 +1113,7 @@ REGIONS = {
     "test-suite": test_suite,
     "scaling": scaling,
     "scaling-baselines": scaling_baselines,
+    "scaling-static-range": scaling_static_range,
     "loihi2-variants": loihi2_variants,
     "system-sim": system_sim,
     "system-activity": system_activity,
@@ -1005,6 +1136,11 @@ REGIONS = {
     "spike-findings": spike_findings,
     "spike-full-test": spike_full_test,
     "spike-rouge": spike_rouge,
+    "spike-errors": spike_errors,
+    "spike-token-types": spike_token_types,
+    "spike-schedule": spike_schedule,
+    "spike-ternary": spike_ternary,
+    "spike-interpret": spike_interpret,
     "accelerator-runs": accelerator_runs,
     "rtl-units": rtl_units,
     "spike-attention-rtl": spike_attention_rtl,

@@ -6,8 +6,13 @@ machine (dense fp32, shapes that fit in memory) and ANALYTIC GPU rooflines (Jets
 The 370M comparison with the published Loihi 2 result (Abreu et al. 2025) varies one assumption of the
 ``loihi2-estimate`` preset at a time.
 
+Every row also carries the token's energy at the low and high end of its preset's stated static-power
+``range`` (static power changes no timing, so the same simulation gives all three: dynamic energy + each
+static power x chips x token time): :func:`static_range_table`, ``scaling_static_range.png``.
+
 Run: ``nmllm scaling --out docs/system_model`` (``--cpu`` also measures the CPU baseline, ``--compare`` the
-Loihi 2 variants). Writes ``scaling.json``, ``scaling_table.md`` and small PNGs.
+Loihi 2 variants). Writes ``scaling.json``, ``scaling_table.md`` and small PNGs; the points resume from
+``scaling.partial.json`` in the output folder after a kill.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from experiments.provenance import provenance
 from experiments.resume import write_json
 from sim.system.shapes import SCALES, ModelShape
 
-__all__ = ["run_point", "run_scaling", "LOIHI2_VARIANTS", "compare_loihi2", "cpu_baselines", "write_outputs", "register"]
+__all__ = ["run_point", "run_scaling", "LOIHI2_VARIANTS", "compare_loihi2", "cpu_baselines", "write_outputs",
+           "static_range_table", "static_range_findings", "register"]
 
-#: ``loihi1`` is not among them: in binary spikes (14 axons per int8 input) the 1.3B shapes and above need more
-#: messages per token than the simulator takes (it refuses them); ``nmllm simulate --preset loihi1`` runs 125M/370M.
-DEFAULT_PRESETS = ("loihi2-estimate", "crossbar", "vck190")
+#: ``loihi1`` maps 125M..13B since its messages are multicast records (``fanout: multicast``).
+DEFAULT_PRESETS = ("loihi1", "loihi2-estimate", "crossbar", "vck190")
 
 #: One assumption of ``loihi2-estimate`` changed at a time (and two combinations), for the 370M comparison.
 _FAST = {f"{k}_ns": None for k in ("synaptic_op", "neuron_update", "neuron_idle", "state_update", "nonlinear_eval",
@@ -74,19 +79,33 @@ def run_point(shape: ModelShape, preset_name: str, overrides: Optional[dict] = N
             "energy_j": e, "power_w": r.power_w, "prefill_j_per_token": r.prefill_energy_per_token_j,
             "mean_hops": r.mean_hops, "analytic_ms_per_token": r.analytic_token_latency_s * 1e3,
             "compile_s": compile_s, "decode_sim_wall_s": r.decode_sim_wall_s, "sim_wall_s": r.sim_wall_s,
-            "messages_per_token": r.messages_sent, "activity": r.activity_source}
+            "messages_per_token": r.messages_sent, "activity": r.activity_source,
+            "static_w_per_chip": preset.static_w, "static_range_w_per_chip": list(preset.static_range),
+            "static_range_j": list(r.static_range_j), "energy_boundary": r.energy_boundary}
 
 
 def run_scaling(presets: Iterable[str] = DEFAULT_PRESETS, scales: Iterable[str] = tuple(SCALES),
-                progress: bool = True) -> list[dict]:
-    """Every preset x scale point, smallest first."""
+                progress: bool = True, partial: Optional[Path] = None) -> list[dict]:
+    """Every preset x scale point, smallest first; with ``partial``, each point is stored there as it ends
+    and a rerun with the same presets and scales resumes (:class:`experiments.resume.Results`)."""
+    from experiments.resume import Results
+
+    presets, scales = list(presets), list(scales)
+    keys = [f"{p}/{s}" for p in presets for s in scales]
+    res = Results(partial, {"presets": presets, "scales": scales}) if partial is not None else None
+    rows: dict[str, dict] = {}
+    todo = res.pending(keys, desc="scaling", progress=progress) if res else _bar(keys, progress)
+    for key in todo:
+        p, s = key.split("/")
+        row = run_point(SCALES[s], p)
+        rows[key] = res.put(key, row) if res else row
+    return [res[k] if res else rows[k] for k in keys]
+
+
+def _bar(keys: list[str], progress: bool):
     from tqdm import tqdm
 
-    todo = [(p, s) for p in presets for s in scales]
-    rows = []
-    for p, s in tqdm(todo, desc="scaling", unit="point", disable=not progress):
-        rows.append(run_point(SCALES[s], p))
-    return rows
+    yield from tqdm(keys, desc="scaling", unit="point", disable=not progress)
 
 
 def compare_loihi2(shape_name: str = "370m", progress: bool = True) -> list[dict]:
@@ -152,6 +171,69 @@ def table(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def static_range_table(rows: list[dict]) -> str:
+    """J/token of every row at the low, nominal and high static power of its preset's stated range."""
+    head = ("| preset (boundary) | model | chips | static W/chip: low / nominal / high | J/token at low | at nominal | "
+            "at high | static share low-high | dynamic J/token |\n|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in rows:
+        dyn, (lo, hi) = r["dynamic_j_per_token"], r["static_range_j"]
+        wl, wh = r["static_range_w_per_chip"]
+        tag = "*" if r["derived_shape"] else ""
+        lines.append(f"| {r['preset']} ({r['energy_boundary']}) | {r['model']}{tag} | {r['chips']} | "
+                     f"{_fmt(wl)} / {_fmt(r['static_w_per_chip'])} / {_fmt(wh)} | {_fmt(dyn + lo)} | "
+                     f"{_fmt(r['j_per_token'])} | {_fmt(dyn + hi)} | {lo / (dyn + lo):.0%}-{hi / (dyn + hi):.0%} | "
+                     f"{_fmt(dyn)} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def static_range_findings(rows: list[dict]) -> str:
+    """What the static range changes, computed from the rows: the static share at the low end, whether the
+    presets' order per model size moves between the ends, and how far apart the ends are."""
+    ends = {"low": lambda r: r["dynamic_j_per_token"] + r["static_range_j"][0], "nominal": lambda r: r["j_per_token"],
+            "high": lambda r: r["dynamic_j_per_token"] + r["static_range_j"][1]}
+    moved = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        rs = [r for r in rows if r["model"] == model]
+        orders = {e: " < ".join(r["preset"] for r in sorted(rs, key=f)) for e, f in ends.items()}
+        if len(set(orders.values())) > 1:
+            moved.append(f"{model} ({'; '.join(f'{e}: {o}' for e, o in orders.items())})")
+    shares = [r["static_range_j"][0] / ends["low"](r) for r in rows]
+    ratios = [ends["high"](r) / ends["low"](r) for r in rows]
+    low = sorted((s, f"{r['preset']} {r['model']}") for s, r in zip(shares, rows))
+    order = ("the presets keep their order at every model size" if not moved else
+             "the presets keep their order except at " + ", ".join(moved))
+    return (f"At the low end of every range static power is still {low[0][0]:.0%} ({low[0][1]}) to {low[-1][0]:.0%} of "
+            f"a token's energy; with every preset at the same end of its range {order}; and a row's J/token is "
+            f"{min(ratios):.1f}x to {max(ratios):.1f}x higher at the high end than at the low end, so until static "
+            f"power is measured each energy is known only to within that factor.\n")
+
+
+def _static_range_plot(rows: list[dict], out: Path, plt) -> Path:
+    """J/token per preset against parameters: nominal line, the static range as a band, dynamic dotted."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=100)
+    for p in dict.fromkeys(r["preset"] for r in rows):
+        pts = [r for r in rows if r["preset"] == p]
+        xs = [r["params"] for r in pts]
+        line, = ax.plot(xs, [r["j_per_token"] for r in pts], "o-", label=p)
+        ax.fill_between(xs, [r["dynamic_j_per_token"] + r["static_range_j"][0] for r in pts],
+                        [r["dynamic_j_per_token"] + r["static_range_j"][1] for r in pts], color=line.get_color(), alpha=0.2)
+        ax.plot(xs, [r["dynamic_j_per_token"] for r in pts], ":", color=line.get_color(), alpha=0.8)
+    ax.fill_between([], [], [], color="grey", alpha=0.2, label="over the stated static range")
+    ax.plot([], [], ":", color="grey", label="dynamic only")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("energy per token (J)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    path = out / "scaling_static_range.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _plots(rows: list[dict], cpu: list[dict], gpus: list[dict], out: Path) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
@@ -203,6 +285,7 @@ def _plots(rows: list[dict], cpu: list[dict], gpus: list[dict], out: Path) -> li
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
+    paths.append(_static_range_plot(rows, out, plt))
     return paths
 
 
@@ -225,11 +308,13 @@ def _run(args) -> int:
         if s not in SCALES:
             raise ValueError(f"unknown scale {s!r}: choose from {', '.join(SCALES)}")
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    rows = run_scaling(presets, scales)
+    partial = Path(args.out) / "scaling.partial.json"
+    rows = run_scaling(presets, scales, partial=partial)
     cpu = cpu_baselines(scales) if args.cpu else []
     variants = compare_loihi2() if args.compare else []
     for p in write_outputs(rows, cpu, variants, Path(args.out), plots=not args.no_plots):
         print(p)
+    partial.unlink(missing_ok=True)
     print(table(rows))
     return 0
 

@@ -22,16 +22,10 @@ NOT_RESULTS = {
     ("docs/spike_conversion.md", "| coding | spikes per value |"): "definitions of the spike codings",
 }
 
-SMOLLM = "SmolLM2 study JSON not committed: regenerate the SmolLM2 records (`nmllm spike`, issue 15 item 5)"
-SPIKE = "docs/spike_conversion/"
 
 #: Results tables whose record is not committed yet: (page, header prefix) -> (the record file they wait for, the
 #: metric in it or None, why). When the record appears, the table must become a generated region (a test says so).
 NO_RECORD_YET = {
-    ("docs/spike_conversion.md", "| operating point | median local SNR"): (SPIKE + "errors_rate_channel.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| token type | tokens | dense NLL |"): (SPIKE + "errors_rate_channel.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| schedule (rate, per-channel θ) |"): (SPIKE + "errors_rate_channel.json", None, SMOLLM),
-    ("docs/spike_conversion.md", "| site kind (mean over 30 layers) |"): (SPIKE + "interpret.json", None, SMOLLM),
     ("docs/crossbar.md", "| array | wires | ideal (no IR drop) vs ngspice |"):
         ("docs/crossbar/spice_check.json", None, "computed by tests/test_crossbar_spice.py, not stored"),
     ("docs/crossbar.md", "| layer | fan-in × out | base: tiles |"):

@@ -221,9 +221,10 @@ def test_loihi1_places_the_non_linear_work_on_its_x86_cores():
 
 
 def test_a_mapping_beyond_the_message_model_is_refused_before_it_is_built():
-    """13B on loihi1 (binary spikes) would need ~10^9 messages per token: one line, in seconds, not an OOM."""
+    """13B on loihi1 (binary spikes) with one record per (source, destination) would need ~10^9 messages per
+    token: one line, in seconds, not an OOM."""
     shape = SCALES["13b"]
-    p = auto_chips(shape, load_preset("loihi1"))
+    p = auto_chips(shape, load_preset("loihi1")).with_overrides({"fanout": "unicast"})
     with pytest.raises(ValueError, match=r"^model 13b on loihi1 would send about [\d,]+ messages per token .* more than "
                                          r"the 20,000,000 this message-level model holds") as exc:
         compile_model(shape, p)

@@ -57,7 +57,7 @@ def hand_mapping(preset, sources: list[int], dst: int) -> Mapping:
                        for f in PHASE_FIELDS}}]
     k = len(sources)
     messages = {"step": np.zeros(k, dtype=np.int64), "src": np.asarray(sources), "dst": np.full(k, dst),
-                "values": np.full(k, 2), "kind": np.full(k, MSG_SYN)}
+                "values": np.full(k, 2), "kind": np.full(k, MSG_SYN), "ndst": np.ones(k, dtype=np.int64)}
     return Mapping(model={"name": "hand"}, preset=preset.name, hardware=preset.hardware, options={}, stages=stages,
                    cores=cores, steps=steps, messages=messages, overrides=dict(preset.overrides))
 

@@ -82,7 +82,8 @@ def _run_compile(args) -> int:
     print(f"compiled {shape.name} ({shape.params / 1e6:,.0f} M weights{', DERIVED shape' if shape.derived else ''}) "
           f"onto {s['chips_used']} of {s['chips_configured']} {preset.name} chips{tag}: {s['cores_used']} cores, "
           f"{s['synapse_memory_utilisation']:.1%} of their synapse memory, {s['neuron_utilisation']:.1%} of their neurons")
-    print(f"  {s['steps_per_token']} timesteps and {s['messages_per_token']:,} messages ({s['values_per_token']:,} values) per token")
+    print(f"  {s['steps_per_token']} timesteps and {s['messages_per_token']:,} messages ({s['values_per_token']:,} values) per token"
+          f" in {s['message_records']:,} {preset.hardware.fanout} records")
     print(f"  mapping: {out}")
     if args.images:
         for path in write_memory_images(args.model, args.images, args.lanes):
@@ -167,9 +168,11 @@ def _load_activity(args, shape, checkpoint):
 def _run_simulate(args) -> int:
     from sim.system.compiler import Mapping
     from sim.system.shapes import ModelShape, model_shape
-    from sim.system.model import simulate
+    from sim.system.model import SystemModel
 
     _check_activity_args(args)
+    if args.trace and Path(args.trace).is_dir():
+        raise ValueError(f"--trace {args.trace!r} is a folder: give a file name, e.g. build/trace.json")
     target = Path(args.target)
     checkpoint = None
     if target.is_file():
@@ -189,8 +192,14 @@ def _run_simulate(args) -> int:
         checkpoint = _checkpoint_dir(args.target)
         shape, preset, mapping = _compile(args)
     activity = _load_activity(args, shape, checkpoint)
-    report = simulate(mapping, preset, activity, prompt_tokens=args.prompt, progress=args.progress)
+    model = SystemModel(mapping, preset, activity)
+    report = model.run(prompt_tokens=args.prompt, progress=args.progress)
     print(report.text())
+    if args.trace:
+        from experiments.resume import write_json
+        from sim.system.trace import chrome_trace
+
+        print(f"  trace: {write_json(args.trace, chrome_trace(model, report))} (Chrome trace JSON: Perfetto, chrome://tracing)")
     if args.json:
         from experiments.provenance import provenance
 
@@ -257,6 +266,9 @@ def register(subparsers) -> None:
     s.add_argument("--tokens", type=int, default=64, help="tokens the default activity is measured on (default 64)")
     s.add_argument("--json", default=None, help="also write the report as JSON here")
     s.add_argument("--progress", action="store_true", help="show a progress bar over the token's timesteps")
+    s.add_argument("--trace", default=None, metavar="FILE",
+                   help="also write the decode token's timesteps (time, energy by category, messages) and the prefill "
+                        "as a Chrome trace JSON (open it in Perfetto)")
     s.set_defaults(func=_run_simulate)
 
     a = subparsers.add_parser("activity", help="measure activity densities with the golden model (JSON for simulate)",

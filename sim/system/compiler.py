@@ -22,7 +22,11 @@ of tiles, so a stage and the next one (which exchange all-to-all messages) sit n
 
 Messages: one per (source core, destination core, timestep), carrying ``values`` int32 values (only the
 overlap of what the source produces and the destination needs); the system model turns values into
-packets, hops and work. When the model does not fit, :class:`DoesNotFit` says how many chips it needs;
+packets, hops and work. With ``hw.fanout == "multicast"`` a source that sends the same values to every core
+of a stage whose cores all hold every input row (the all-to-all between consecutive stages) gets ONE
+record for them, ``ndst`` consecutive destination cores from ``dst`` on (Loihi's core-to-core multicast:
+still one packet per spike per destination core, but records grow with the sources, not sources x
+destinations). When the model does not fit, :class:`DoesNotFit` says how many chips it needs;
 a mapping of more than :data:`MAX_MESSAGES` messages per token is refused before it is built.
 
 Spike formats (``hw.spike_format``). ``graded``: a stage sends its int32 outputs; each receiver holds whole
@@ -67,8 +71,8 @@ NEURONS_PER_CHANNEL = {"ifg": 4, "o": 2, "gate": 2, "down": 2, "lm_head": 1}
 #: Stored weight columns per output channel.
 PROJ_COUNT = {"ifg": 3, "o": 1, "gate": 2, "down": 1, "lm_head": 1}
 FORMAT = "nmllm-mapping/1"
-#: Messages per token beyond which a mapping is refused (memory: about 1 kB of arrays per message in the
-#: system model; 13B on loihi2-estimate sends 3.6 M, 370M on loihi1 with binary spikes 0.7 M).
+#: Message records per token beyond which a mapping is refused (memory: about 1 kB of arrays per record in
+#: the system model; 13B on loihi2-estimate sends 3.6 M, 13B on loihi1 with multicast records 0.4 M).
 MAX_MESSAGES = 20_000_000
 
 
@@ -113,8 +117,8 @@ class Stage:
 #: Per-core arrays of a mapping (one entry per used core, indexed by core id 0..n-1).
 CORE_FIELDS = ("chip", "x", "y", "slot", "stage", "rb", "cb", "row0", "row1", "col0", "col1", "weight_bytes",
                "neurons", "xbar_arrays", "xbar_bitlines", "xbar_tile_rows", "xbar_col_tiles")
-#: Per-message arrays (sorted by step, then source core).
-MSG_FIELDS = ("step", "src", "dst", "values", "kind")
+#: Per-message arrays (sorted by step, then source core); a message goes to cores ``dst .. dst + ndst - 1``.
+MSG_FIELDS = ("step", "src", "dst", "values", "kind", "ndst")
 #: Per-(step, source) work of the neuron phase.
 PHASE_FIELDS = ("neuron_updates", "state_updates", "nonlinear_evals", "sram_bytes", "state_bytes", "attention_cells")
 
@@ -153,8 +157,9 @@ class Mapping:
             if f not in self.messages or len(self.messages[f]) != m:
                 raise ValueError(f"mapping message field {f!r} is missing or has the wrong length: recompile")
         if m:
+            last = self.messages["dst"] + self.messages["ndst"] - 1
             if self.messages["src"].min() < 0 or self.messages["src"].max() >= n or \
-               self.messages["dst"].min() < 0 or self.messages["dst"].max() >= n:
+               self.messages["dst"].min() < 0 or last.max() >= n or self.messages["ndst"].min() < 1:
                 raise ValueError("mapping message names a core that does not exist: recompile")
             if self.messages["step"].min() < 0 or self.messages["step"].max() >= len(self.steps):
                 raise ValueError("mapping message names a step that does not exist: recompile")
@@ -187,13 +192,14 @@ class Mapping:
         hw = self.hardware
         wb = self.cores["weight_bytes"].astype(np.float64)
         used_mem = float(wb.sum())
-        per_token = self.messages["values"].astype(np.int64).sum()
+        per_token = (self.messages["values"] * self.messages["ndst"]).astype(np.int64).sum()
         return {"cores_used": self.n_cores, "chips_used": self.chips_used, "chips_configured": hw.chips,
                 "cores_per_chip": hw.cores_per_chip, "stages": len(self.stages), "steps_per_token": len(self.steps),
                 "synapse_memory_used_bytes": int(used_mem),
                 "synapse_memory_utilisation": used_mem / (self.n_cores * hw.synapse_mem_bytes) if self.n_cores else 0.0,
                 "neuron_utilisation": float(self.cores["neurons"].sum()) / (self.n_cores * hw.neurons_per_core) if self.n_cores else 0.0,
-                "messages_per_token": int(len(self.messages["src"])), "values_per_token": int(per_token)}
+                "messages_per_token": int(self.messages["ndst"].sum()), "message_records": int(len(self.messages["src"])),
+                "values_per_token": int(per_token)}
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
@@ -252,7 +258,8 @@ class Mapping:
         m = cls(model=d["model"], preset=d["preset"], hardware=HWConfig.from_dict(d["hardware"]), options=d["options"],
                 stages=[Stage.from_dict(s) for s in d["stages"]],
                 cores={f: np.asarray(d["cores"][f], dtype=np.int64) for f in CORE_FIELDS}, steps=steps,
-                messages={f: np.asarray(d["messages"][f], dtype=np.int64) for f in MSG_FIELDS},
+                messages={f: np.asarray(d["messages"][f] if f in d["messages"] else np.ones(len(d["messages"]["src"])),
+                                        dtype=np.int64) for f in MSG_FIELDS},
                 overrides=d.get("overrides", {}))
         m.validate()
         return m
@@ -386,7 +393,9 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
         raise DoesNotFit(f"model {shape.name} needs {n} {preset.name} chips ({needed} cores at {hw.cores_per_chip} "
                          f"per chip, fill {fill:g}) but the configuration has {hw.chips}: pass --chips {n} (or --chips auto)", n)
     # owners (first row block) of each stage's columns x the cores of the next stage whose rows they reach
-    pairs = sum(a.col_blocks * b.col_blocks * min(b.row_blocks, -(-b.row_blocks // a.col_blocks) + 1)
+    multicast = hw.fanout == "multicast"
+    pairs = sum(a.col_blocks * (1 if multicast and b.row_blocks == 1 else
+                                b.col_blocks * min(b.row_blocks, -(-b.row_blocks // a.col_blocks) + 1))
                 for a, b in zip(cuts[:-2], cuts[1:-1]))
     if pairs > MAX_MESSAGES:
         raise ValueError(f"model {shape.name} on {preset.name} would send about {pairs:,} messages per token (all-to-all "
@@ -444,12 +453,22 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
             b0, b1 = cores["row0"][dst], cores["row1"][dst]
         else:
             b0, b1 = cores["col0"][dst], cores["col1"][dst]
+        kind = MSG_SYN if mode == "syn" else MSG_RES
+        if multicast and np.all(b0 == b0[0]) and np.all(b1 == b1[0]) and np.all(np.diff(dst) == 1):
+            # every destination holds the same rows: one multicast record per source for the whole stage
+            ov = _overlap(a0, a1, b0[:1], b1[:1])[:, 0]
+            i = np.nonzero(ov)[0]
+            msgs.append((np.full(len(i), step), src[i], np.full(len(i), dst[0]), ov[i], np.full(len(i), kind),
+                         np.full(len(i), len(dst))))
+            if norm:
+                msgs.append((np.full(len(i), step), src[i], np.full(len(i), dst[0]), np.ones(len(i)),
+                             np.full(len(i), MSG_RED), np.full(len(i), len(dst))))
+            return
         ov = _overlap(a0, a1, b0, b1)
         i, j = np.nonzero(ov)
-        kind = MSG_SYN if mode == "syn" else MSG_RES
-        msgs.append((np.full(len(i), step), src[i], dst[j], ov[i, j], np.full(len(i), kind)))
+        msgs.append((np.full(len(i), step), src[i], dst[j], ov[i, j], np.full(len(i), kind), np.ones(len(i))))
         if norm:
-            msgs.append((np.full(len(i), step), src[i], dst[j], np.ones(len(i)), np.full(len(i), MSG_RED)))
+            msgs.append((np.full(len(i), step), src[i], dst[j], np.ones(len(i)), np.full(len(i), MSG_RED), np.ones(len(i))))
 
     def add_step(name: str, si: int, phase: str, sources: np.ndarray, work: dict[str, np.ndarray]) -> int:
         steps.append({"name": name, "stage": si, "phase": phase, "sources": sources.astype(np.int64),
@@ -468,7 +487,7 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
                     hi = min(int(cores["col1"][c]), (int(h1[b]) + 1) * dh)
                     if hi > lo:
                         msgs.append((np.asarray([step]), np.asarray([c]), np.asarray([c2]), np.asarray([2 * (hi - lo)]),
-                                     np.asarray([MSG_CTRL])))
+                                     np.asarray([MSG_CTRL]), np.ones(1)))
 
     def psum_step(si: int) -> None:
         """Row blocks > 0 send partial sums (+1 value of norm statistics) to their block owner."""
@@ -481,7 +500,7 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
         k = add_step(f"{st.name}.psum", si, "psum", src, {"neuron_updates": n_c * st.proj_count})
         owner = {int(cores["cb"][c]): int(c) for c in ids[cores["rb"][ids] == 0]}
         dst = np.asarray([owner[int(cores["cb"][c])] for c in src], dtype=np.int64)
-        msgs.append((np.full(len(src), k), src, dst, n_c * st.proj_count + 1, np.full(len(src), MSG_PSUM)))
+        msgs.append((np.full(len(src), k), src, dst, n_c * st.proj_count + 1, np.full(len(src), MSG_PSUM), np.ones(len(src))))
 
     binary = hw.spike_format == "binary"
     spike = shape.token_mixer == "spike_attention"
@@ -494,11 +513,11 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
         name, red, others = stages[si].name, src[:1], src[1:]
         partials = 3 if stages[si].kind == "ifg" and not spike else 2   # Σx², max|x| (+ Σg² for the MLGRU's g_norm)
         msgs.append((np.full(len(others), k), others, np.full(len(others), red[0]), np.full(len(others), partials),
-                     np.full(len(others), MSG_RED)))
+                     np.full(len(others), MSG_RED), np.ones(len(others))))
         k = add_step(f"{name}.reduce", si, "reduce", red,
                      {"neuron_updates": np.asarray([2 * len(src)]), "nonlinear_evals": np.asarray([1])})
         msgs.append((np.full(len(others), k), np.full(len(others), red[0]), others, np.ones(len(others)),
-                     np.full(len(others), MSG_RED)))
+                     np.full(len(others), MSG_RED), np.ones(len(others))))
         return add_step(f"{name}.send", si, "neuron", src, {"neuron_updates": cores["col1"][src] - cores["col0"][src]})
 
     # embed: the token's row owner(s) read the row and send it
@@ -556,11 +575,13 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
     n_c = cores["col1"][src] - cores["col0"][src]
     k = add_step("lm_head", lm, "neuron", src, {"neuron_updates": n_c, "nonlinear_evals": np.ones(len(src))})
     sampler = np.asarray(stages[by_name["sample"]].cores, dtype=np.int64)
-    msgs.append((np.full(len(src), k), src, np.full(len(src), sampler[0]), np.full(len(src), 2), np.full(len(src), MSG_CTRL)))
+    msgs.append((np.full(len(src), k), src, np.full(len(src), sampler[0]), np.full(len(src), 2), np.full(len(src), MSG_CTRL),
+                 np.ones(len(src))))
     k = add_step("sample", by_name["sample"], "neuron", sampler, {"neuron_updates": np.asarray([len(src)])})
-    msgs.append((np.full(len(owner), k), np.full(len(owner), sampler[0]), owner, np.ones(len(owner)), np.full(len(owner), MSG_CTRL)))
+    msgs.append((np.full(len(owner), k), np.full(len(owner), sampler[0]), owner, np.ones(len(owner)), np.full(len(owner), MSG_CTRL),
+                 np.ones(len(owner))))
 
-    cat = [np.concatenate([m[i] for m in msgs]).astype(np.int64) for i in range(5)]
+    cat = [np.concatenate([m[i] for m in msgs]).astype(np.int64) for i in range(len(MSG_FIELDS))]
     order = np.lexsort((cat[1], cat[0]))
     messages = {f: cat[i][order] for i, f in enumerate(MSG_FIELDS)}
     mapping = Mapping(model=shape.to_dict(), preset=preset.name, hardware=hw,

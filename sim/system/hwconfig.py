@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-__all__ = ["SPIKE_FORMATS", "NONLINEAR_UNITS", "BINARY_AXONS", "HWConfig", "parse_override"]
+__all__ = ["SPIKE_FORMATS", "NONLINEAR_UNITS", "FANOUTS", "BINARY_AXONS", "HWConfig", "parse_override"]
 
 #: How a value travels between neurons: ``graded`` (a payload of ``payload_bits`` per packet, Loihi 2 style)
 #: or ``binary`` (one-bit spikes: a value is sent as its sign-magnitude bit-plane spikes, one packet each).
@@ -26,6 +26,12 @@ SPIKE_FORMATS = ("graded", "binary")
 #: Where element-wise and non-linear work (sigmoid, SiLU, rsqrt, the MLGRU state update, products) runs:
 #: in the neurocores (programmable neurons) or on the chip's embedded x86 cores (Loihi 1's Lakemonts).
 NONLINEAR_UNITS = ("neurocore", "x86")
+#: How a source core addresses the destination cores of one output (the compiler's message records):
+#: ``unicast``, one record per (source core, destination core), each routed through the mesh with link
+#: contention; ``multicast`` (Loihi's core-to-core multicast, Davies 2018), one record per source core for
+#: a whole destination stage that holds every input row. Either way the source core sends one packet per
+#: spike per destination core; see :mod:`sim.system.model` for how a multicast record is timed.
+FANOUTS = ("unicast", "multicast")
 #: Binary format: input axons per int8 input (sign-split pair x 7 magnitude planes of |q| <= 127), each
 #: with its own synapse row of the ternary codes scaled by the plane's weight exponent.
 BINARY_AXONS = 2 * 7
@@ -82,6 +88,8 @@ class HWConfig:
         ``neurocore`` or ``x86`` (:data:`NONLINEAR_UNITS`): where the element-wise and non-linear work runs.
     x86_cores_per_chip : int
         Embedded x86 cores per chip that run it when ``nonlinear_unit`` is ``x86``.
+    fanout : str
+        ``unicast`` or ``multicast`` message records (:data:`FANOUTS`).
     """
 
     name: str = "custom"
@@ -105,6 +113,7 @@ class HWConfig:
     spike_format: str = "graded"
     nonlinear_unit: str = "neurocore"
     x86_cores_per_chip: int = 0
+    fanout: str = "unicast"
     notes: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -166,6 +175,9 @@ class HWConfig:
                              f"fix the preset's hardware section or pass --set spike_format=binary")
         if self.nonlinear_unit not in NONLINEAR_UNITS:
             raise ValueError(f"nonlinear_unit must be one of {', '.join(NONLINEAR_UNITS)}, got {self.nonlinear_unit!r}")
+        if self.fanout not in FANOUTS:
+            raise ValueError(f"fanout must be one of {', '.join(FANOUTS)}, got {self.fanout!r}: "
+                             f"fix the preset's hardware section or pass --set fanout=multicast")
         if self.nonlinear_unit == "x86" and self.x86_cores_per_chip < 1:
             raise ValueError("nonlinear_unit x86 needs x86_cores_per_chip >= 1: set it in the preset or pass --set x86_cores_per_chip=N")
         if self.weight_bits < 2:

@@ -24,6 +24,15 @@ chip's embedded x86 cores: a step's elements on a chip are shared by its x86 cor
 ``offload_op`` plus two ``offload_io`` (there and back), and its sources wait for the results before sending;
 its energy is the ``offload`` category.
 
+Multicast records (``fanout: multicast``, :mod:`sim.system.compiler`): one record stands for ``ndst`` copies
+to consecutive destination cores. The source core still injects one packet per spike per destination core,
+copy after copy through its output port, and the energy counts every copy's hops exactly; but a copy is not
+routed link by link: it arrives after its injection slot plus its no-contention XY path latency, the step
+cannot end before the most loaded mesh or chip link has passed its packets (each copy's packets are added to
+the links of its XY path), and a destination integrates its copies work-conservingly (from its first arrival
+on, and not before its last arrival plus that copy's work). This keeps the model linear in copies without
+storing them (13B on ``loihi1`` sends about 10^9 copies per token).
+
 Spike formats: ``graded`` sends every value of a message in ``ceil(value_bits / payload_bits)`` packets
 and each non-zero int8 code reads one synapse row; ``binary`` sends one packet per bit spike (the stage's
 measured bit spikes per input event for the int8 codes, :data:`INT32_BIT_SHARE` of the magnitude bits for
@@ -65,15 +74,65 @@ _E, _W, _N, _S = 0, 1, 2, 3
 
 
 @numba.njit(cache=True, nogil=True)
-def _route(t0, port_free, sx, sy, dxs, dys, packets, link_free, tx, ty, lat_ew, lat_ns, lat_local, ser,
-           chip_lat, chip_ser, axon, arrival, ok):
-    """Inject one core's messages in order and XY-route them, reserving links; returns the port's free time."""
-    t = max(t0, port_free)
-    for i in range(dxs.shape[0]):
-        p = packets[i]
+def _multicast(t, sx, sy, d0, nd, p, base, col, xs, ys, cols, tx, ty, lat_ew, lat_ns, lat_local, ser, chip_lat,
+               chip_ser, axon, g, load_x, load_y):
+    """Inject the ``nd`` copies of one multicast record (see the module docstring); returns the port's time."""
+    for c in range(d0, d0 + nd):
         head = t + axon
         t += p * axon
-        x, y, dx, dy = sx, sy, dxs[i], dys[i]
+        dx, dy = xs[c], ys[c]
+        cx = abs(dx // tx - sx // tx)
+        cy = abs(dy // ty - sy // ty)
+        ew = abs(dx - sx) - cx
+        ns = abs(dy - sy) - cy
+        lat = ew * lat_ew + ns * lat_ns + (cx + cy) * chip_lat
+        if dx == sx and dy == sy:
+            lat += lat_local
+        bott = axon
+        if cx + cy > 0 and chip_ser > bott:
+            bott = chip_ser
+        elif ew + ns > 0 and ser > bott:
+            bott = ser
+        arr = head + lat + max(p - 1.0, 0.0) * bott
+        w = base + col * cols[c]
+        if arr < g[0, c]:       # g: first arrival, last arrival, the last copy's work, total work
+            g[0, c] = arr
+        if arr >= g[1, c]:
+            g[1, c] = arr
+            g[2, c] = w
+        g[3, c] += w
+        if dx > sx:     # east links x .. dx-1 on row sy, then north/south links on column dx
+            load_x[0, sy, sx] += p
+            load_x[0, sy, dx] -= p
+        elif dx < sx:
+            load_x[1, sy, dx + 1] += p
+            load_x[1, sy, sx + 1] -= p
+        if dy > sy:
+            load_y[0, dx, sy] += p
+            load_y[0, dx, dy] -= p
+        elif dy < sy:
+            load_y[1, dx, dy + 1] += p
+            load_y[1, dx, sy + 1] -= p
+    return t
+
+
+@numba.njit(cache=True, nogil=True)
+def _route(t0, port_free, sx, sy, ri, rf, xs, ys, cols, link_free, cf, tx, ty, arrival, ok, g, load_x, load_y):
+    """Inject one core's messages in order and XY-route them, reserving links (multicast records: see
+    :func:`_multicast`); ``ri`` holds each record's destination and copies, ``rf`` its packets per copy, work
+    per copy and work per destination column, ``cf`` the latencies; returns the port's free time."""
+    lat_ew, lat_ns, lat_local, ser, chip_lat, chip_ser, axon = cf[0], cf[1], cf[2], cf[3], cf[4], cf[5], cf[6]
+    t = max(t0, port_free)
+    for i in range(ri.shape[0]):
+        p = rf[i, 0]
+        if ri[i, 1] > 1:
+            t = _multicast(t, sx, sy, ri[i, 0], ri[i, 1], p, rf[i, 1], rf[i, 2], xs, ys, cols, tx, ty, lat_ew, lat_ns,
+                           lat_local, ser, chip_lat, chip_ser, axon, g, load_x, load_y)
+            ok[i] = False
+            continue
+        head = t + axon
+        t += p * axon
+        x, y, dx, dy = sx, sy, xs[ri[i, 0]], ys[ri[i, 0]]
         bott = axon
         if x == dx and y == dy:
             head += lat_local
@@ -135,6 +194,69 @@ def _integrate(order, dst, arrival, work, syn, ok, free, mvm, busy, received):
             t_end = t
         i = j
     return t_end
+
+
+@numba.njit(cache=True, nogil=True)
+def _finish_multicast(free, busy, mvm, g, load_x, load_y, tx, ty, ser, chip_ser, t0):
+    """End of a step's multicast copies: each destination's work-conserving finish, the most loaded link's
+    floor; clears the accumulators and returns the later of the two."""
+    t_end = t0
+    for c in range(free.shape[0]):
+        if g[1, c] > -1.0:
+            t = max(free[c], g[0, c]) + g[3, c]
+            if g[1, c] + g[2, c] > t:
+                t = g[1, c] + g[2, c]
+            t += mvm[c]
+            busy[c] += g[3, c] + mvm[c]
+            free[c] = t
+            if t > t_end:
+                t_end = t
+            g[0, c] = np.inf
+            g[1, c] = -np.inf
+            g[2, c] = 0.0
+            g[3, c] = 0.0
+    worst = 0.0
+    for d in range(2):
+        for y in range(load_x.shape[1]):
+            run = 0.0
+            for x in range(load_x.shape[2]):
+                run += load_x[d, y, x]
+                load_x[d, y, x] = 0.0
+                # east link x -> x+1 crosses a chip edge when x+1 is a multiple of tx; west link x -> x-1 when x is
+                edge = ((x + 1) % tx == 0) if d == 0 else (x % tx == 0)
+                s = chip_ser if edge else ser
+                if run * s > worst:
+                    worst = run * s
+        for x in range(load_y.shape[1]):
+            run = 0.0
+            for y in range(load_y.shape[2]):
+                run += load_y[d, x, y]
+                load_y[d, x, y] = 0.0
+                edge = ((y + 1) % ty == 0) if d == 0 else (y % ty == 0)
+                s = chip_ser if edge else ser
+                if run * s > worst:
+                    worst = run * s
+    return max(t_end, t0 + worst)
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy_hops(src, dst, ndst, xs, ys, tx, ty):
+    """Per record: mean E-W hops, N-S hops, chip crossings and local share over its copies."""
+    n = src.shape[0]
+    out = np.zeros((4, n))
+    for i in range(n):
+        sx, sy = xs[src[i]], ys[src[i]]
+        for c in range(dst[i], dst[i] + ndst[i]):
+            dx, dy = xs[c], ys[c]
+            cx = abs(dx // tx - sx // tx)
+            cy = abs(dy // ty - sy // ty)
+            out[0, i] += abs(dx - sx) - cx
+            out[1, i] += abs(dy - sy) - cy
+            out[2, i] += cx + cy
+            out[3, i] += 1.0 if (dx == sx and dy == sy) else 0.0
+        for k in range(4):
+            out[k, i] /= ndst[i]
+    return out
 
 
 @dataclass
@@ -231,12 +353,18 @@ class SystemModel:
         pc = np.asarray([s.proj_count for s in mapping.stages])
         self.core_kind = st_kind[cores["stage"]]
         cols = (cores["col1"] - cores["col0"]) * pc[cores["stage"]]
+        self.cols = cols.astype(np.float64)
         self.xbar = cores["xbar_arrays"] > 0
 
         # ---- per message counts
         kind = msgs["kind"]
         vals = msgs["values"].astype(np.float64)
         dst = msgs["dst"]
+        self.ndst = msgs["ndst"]
+        self.multicast = bool(len(self.ndst)) and int(self.ndst.max()) > 1
+        copies = self.ndst.astype(np.float64)
+        csum = np.concatenate([[0.0], np.cumsum(self.cols)])
+        cols_sum = csum[dst + self.ndst] - csum[dst]     # columns of all a record's destinations
         self.per_stage = activity.per_stage_for(mapping.model)
         per_stage = [activity.for_stage(s.name, s.kind, mapping.model) if s.kind in KINDS else (0.0, 0.0, 0.0)
                      for s in mapping.stages]
@@ -248,34 +376,35 @@ class SystemModel:
         st_dens = np.asarray([(a, w, b or 0.0) for a, w, b in per_stage]).reshape(-1, 3)
         dens, wdens, bits = (st_dens[cores["stage"][dst], i] for i in range(3))
         self.values = vals
+        # per copy: packets, input events and work (``work_col`` per destination column); totals over copies below
         if self.binary:   # one packet per bit spike: the int8 codes' measured ones, the int32 values' assumed ones
-            self.packets = vals * np.where(syn, dens * bits, (hw.value_bits - 1) * INT32_BIT_SHARE)
-            events = np.where(syn, self.packets, 0.0)
-            self.received = self.packets
+            self.copy_packets = vals * np.where(syn, dens * bits, (hw.value_bits - 1) * INT32_BIT_SHARE)
+            events = np.where(syn, self.copy_packets, 0.0)
+            received = self.copy_packets
         else:
             vd = np.where((kind == MSG_CTRL) | (kind == MSG_RED), 1.0, activity.value_density)
-            self.packets = vals * vd * hw.packets_per_value
+            self.copy_packets = vals * vd * hw.packets_per_value
             events = np.where(syn, vals * dens, 0.0)
-            self.received = vals
-        slots = events * cols[dst]
+            received = vals
+        self.packets = self.copy_packets * copies
+        self.received = received * copies
+        slots = events * cols_sum
         synops = slots * wdens
         digital = ~self.xbar[dst]
         self.syn = syn
         self.synops = synops
         self.slots_digital = np.where(digital, slots, 0.0)
         p = preset
-        self.work = self.received * p.ns("input_event") + np.where(digital, synops * p.ns("synaptic_op") + slots * p.ns("synapse_slot"), 0.0)
+        self.work_base = received * p.ns("input_event")
+        self.work_col = np.where(digital, events * (wdens * p.ns("synaptic_op") + p.ns("synapse_slot")), 0.0)
+        self.work = self.work_base + self.work_col * self.cols[dst]    # one copy's (a unicast record's) work
         # crossbar: one bit-serial MVM per receiving core and token, costed by the crossbar model
         self.mvm, self.mvm_pj = self._crossbar_mvm(cores, pc)
 
-        # ---- hops (XY: every x hop, then every y hop; chip boundaries every tiles_x / tiles_y routers)
-        sx, sy, dx_, dy_ = cores["x"][msgs["src"]], cores["y"][msgs["src"]], cores["x"][dst], cores["y"][dst]
-        cx = np.abs(dx_ // hw.tiles_x - sx // hw.tiles_x)
-        cy = np.abs(dy_ // hw.tiles_y - sy // hw.tiles_y)
-        self.hops_ew = np.abs(dx_ - sx) - cx
-        self.hops_ns = np.abs(dy_ - sy) - cy
-        self.crossings = cx + cy
-        self.local = (dx_ == sx) & (dy_ == sy)
+        # ---- hops (XY: every x hop, then every y hop; chip boundaries every tiles_x / tiles_y routers), the mean
+        # over a record's copies; ``local``: the share of its copies that stay in the source's tile
+        self.hops_ew, self.hops_ns, self.crossings, self.local = _copy_hops(msgs["src"], dst, self.ndst, cores["x"],
+                                                                           cores["y"], hw.tiles_x, hw.tiles_y)
 
         # ---- steps: phase time per source, message slices per (step, source)
         self.steps = mapping.steps
@@ -355,13 +484,20 @@ class SystemModel:
         arrival = np.zeros(m)
         ok = np.zeros(m, dtype=np.bool_)
         xs, ys = cores["x"], cores["y"]
-        dxs_all, dys_all = xs[msgs["dst"]], ys[msgs["dst"]]
-        consts = (hw.tiles_x, hw.tiles_y, p.ns("hop_ew"), p.ns("hop_ns"), p.ns("local_spike"), p.ns("link_packet"),
-                  p.ns("chip_link"), p.ns("chip_link_packet"), p.ns("axon_out"))
+        ri = np.ascontiguousarray(np.stack([msgs["dst"], self.ndst], axis=1))
+        rf = np.ascontiguousarray(np.stack([self.copy_packets, self.work_base, self.work_col], axis=1))
+        cf = np.asarray([p.ns("hop_ew"), p.ns("hop_ns"), p.ns("local_spike"), p.ns("link_packet"), p.ns("chip_link"),
+                         p.ns("chip_link_packet"), p.ns("axon_out")])
+        # multicast copies: per destination first and last arrival, the last copy's work, total work; link loads
+        g = np.zeros((4, self.n))
+        g[0], g[1] = np.inf, -np.inf
+        load_x, load_y = np.zeros((2, my, mx + 1)), np.zeros((2, mx, my + 1))
+        group = self.ndst > 1
+        multi = np.concatenate([[0], np.cumsum(self.ndst)]) if group.any() else None   # copies before a record
         starts = [env.event() for _ in plan]
         all_sent = [env.event() for _ in plan]
         pending = [len(src) for _, src, _, _, _ in plan]
-        sent = [0]
+        sent, copies = [0], [0]
         durations: list[float] = []
 
         acts: dict[int, list[tuple[int, int]]] = {}
@@ -378,9 +514,9 @@ class SystemModel:
                 yield env.timeout(dt)
                 a, b = plan[k][3][pos]
                 if b > a:
-                    port_free[c] = _route(env.now, port_free[c], xs[c], ys[c], dxs_all[a:b], dys_all[a:b],
-                                          self.packets[a:b], link_free, *consts, arrival[a:b], ok[a:b])
-                    sent[0] += b - a
+                    port_free[c] = _route(env.now, port_free[c], xs[c], ys[c], ri[a:b], rf[a:b], xs, ys, self.cols,
+                                          link_free, cf, hw.tiles_x, hw.tiles_y, arrival[a:b], ok[a:b], g, load_x, load_y)
+                    sent[0] += b - a if multi is None else int(multi[b] - multi[a])
                 pending[k] -= 1
                 if pending[k] == 0:
                     all_sent[k].succeed()
@@ -404,6 +540,11 @@ class SystemModel:
                     order = np.lexsort((arrival[sl], msgs["dst"][sl])).astype(np.int64)
                     t_end = max(t_end, _integrate(order, msgs["dst"][sl], arrival[sl], self.work[sl], self.syn[sl],
                                                   ok[sl], free, self.mvm, busy, received))
+                    if group[sl].any():
+                        copies[0] += int(self.ndst[sl][group[sl]].sum())
+                        t_end = max(t_end, _finish_multicast(free, busy, self.mvm, g, load_x, load_y, hw.tiles_x,
+                                                             hw.tiles_y, p.ns("link_packet"),
+                                                             p.ns("chip_link_packet"), t0))
                 t_end = max(t_end, t0 + floor)
                 yield env.timeout(t_end - env.now)
                 yield env.timeout(self.barrier_ns)
@@ -413,7 +554,7 @@ class SystemModel:
 
         env.process(stepper())
         env.run()
-        return durations, busy, sent[0], int(received.sum())
+        return durations, busy, sent[0], int(received.sum()) + copies[0]
 
     def decode_token_latency(self, progress: bool = False) -> float:
         """Simulate one decode token only; its latency in seconds."""
@@ -441,48 +582,66 @@ class SystemModel:
     def energy_counts(self, idle_neurons: bool = True) -> dict[str, float]:
         """Per-token dynamic energies (J) by category (static excluded); ``idle_neurons=False`` leaves out the
         updates of neurons without input (none in a pipelined prefill timestep, where every stage works)."""
+        return self._energy(range(len(self.steps)), slice(None), idle_neurons)
+
+    def energy_by_step(self) -> list[dict[str, float]]:
+        """The dynamic energies (J) of :meth:`energy_counts`, step by step (they add up to it): each step's
+        work, the messages its sources send (and their integration) and its idle neurons."""
+        return [self._energy([k], slice(*self._step_slice[k]), True) for k in range(len(self.steps))]
+
+    def _energy(self, steps, sel: slice, idle_neurons: bool) -> dict[str, float]:
+        """Dynamic energies (J) by category of the work of ``steps`` and of the message records ``sel``."""
         p, hw = self.preset, self.hw
         pj = 1e-12
-        nu = su = nl = sram = sbytes = attn = 0.0
-        active = np.zeros(self.n)
-        for s in self.steps:
-            w = s["work"]
+        nu = su = nl = sram = sbytes = attn = idle = 0.0
+        for k in steps:
+            w = self.steps[k]["work"]
             nu += w["neuron_updates"].sum()
             su += w["state_updates"].sum()
             nl += w["nonlinear_evals"].sum()
             sram += w["sram_bytes"].sum()
             sbytes += w["state_bytes"].sum()
             attn += w["attention_cells"].sum() * self.activity.attention_adds_per_cell
-            active[s["sources"]] += 1
-        idle = float((self.neurons * (len(self.steps) - active)).sum()) if idle_neurons else 0.0
-        xbar_dst = self.xbar[self.mapping.messages["dst"]]
-        recv_xbar = np.zeros(self.n, dtype=bool)
-        recv_xbar[self.mapping.messages["dst"][self.syn & xbar_dst]] = True
+            if idle_neurons:
+                idle += float(self.neurons.sum() - self.neurons[self.steps[k]["sources"]].sum())
+        xbar_dst = self.xbar[self.mapping.messages["dst"][sel]]
+        recv_xbar = self.xbar & (self._per_destination(self.syn[sel].astype(np.float64), sel) > 0)
         mvm = {k: float(v[recv_xbar].sum()) for k, v in self.mvm_pj.items()}
-        pk = self.packets
+        pk = self.packets[sel]
         off = su + nl if self.offload else 0.0
         if self.offload:
             su = nl = 0.0
         return {
-            "synaptic_ops": pj * ((float(self.synops[~xbar_dst].sum()) + attn) * p.pj("synaptic_op") + mvm["cells"]),
+            "synaptic_ops": pj * ((float(self.synops[sel][~xbar_dst].sum()) + attn) * p.pj("synaptic_op") + mvm["cells"]),
             "neuron_state_updates": pj * (nu * p.pj("neuron_update") + su * p.pj("state_update") + nl * p.pj("nonlinear_eval")
                                           + idle * p.pj("neuron_idle") + mvm["shift_add"]),
-            "memory": pj * (float(self.slots_digital.sum()) * hw.weight_bits / 8 * p.pj("weight_read_byte")
+            "memory": pj * (float(self.slots_digital[sel].sum()) * hw.weight_bits / 8 * p.pj("weight_read_byte")
                             + sbytes * p.pj("state_byte") + sram * p.pj("sram_read_byte") + mvm["buffers"]),
-            "noc": pj * (float(pk.sum()) * p.pj("axon_out") + float((pk * self.hops_ew).sum()) * p.pj("hop_ew")
-                         + float((pk * self.hops_ns).sum()) * p.pj("hop_ns") + float(pk[self.local].sum()) * p.pj("local_spike")
-                         + float(self.received.sum()) * p.pj("input_event")),
-            "chip_to_chip": pj * float((pk * self.crossings).sum()) * p.pj("chip_link"),
+            "noc": pj * (float(pk.sum()) * p.pj("axon_out") + float((pk * self.hops_ew[sel]).sum()) * p.pj("hop_ew")
+                         + float((pk * self.hops_ns[sel]).sum()) * p.pj("hop_ns")
+                         + float((pk * self.local[sel]).sum()) * p.pj("local_spike")
+                         + float(self.received[sel].sum()) * p.pj("input_event")),
+            "chip_to_chip": pj * float((pk * self.crossings[sel]).sum()) * p.pj("chip_link"),
             "adc_dac": pj * mvm["adc_dac"],
             "offload": pj * off * (p.pj("offload_op") + 2 * p.pj("offload_io")),
         }
+
+    def _per_destination(self, per_copy: np.ndarray, sel) -> np.ndarray:
+        """Sum over the records ``sel`` (a slice or a boolean mask) of ``per_copy`` (given for those records only)
+        into every destination core of each (copies included)."""
+        dst = self.mapping.messages["dst"][sel]
+        if not self.multicast:
+            return np.bincount(dst, weights=per_copy, minlength=self.n)
+        diff = np.bincount(dst, weights=per_copy, minlength=self.n + 1)
+        diff -= np.bincount(dst + self.ndst[sel], weights=per_copy, minlength=self.n + 1)
+        return np.cumsum(diff)[:-1]
 
     def analytic_token_latency(self) -> float:
         """Closed-form estimate of one decode token (no SimPy, no contention): per step, the slowest source's
         phase and injection, the mean path latency, the busiest destination's integration, the barrier."""
         p, msgs = self.preset, self.mapping.messages
         path = (self.hops_ew * p.ns("hop_ew") + self.hops_ns * p.ns("hop_ns") + self.crossings * p.ns("chip_link")
-                + np.where(self.local, p.ns("local_spike"), 0.0))
+                + self.local * p.ns("local_spike"))
         total = 0.0
         for k, s in enumerate(self.steps):
             a, b = self._step_slice[k]
@@ -490,9 +649,16 @@ class SystemModel:
             t = src_t
             if b > a:
                 inj = np.bincount(msgs["src"][a:b], weights=self.packets[a:b], minlength=self.n).max() * p.ns("axon_out")
-                recv = np.bincount(msgs["dst"][a:b], weights=self.work[a:b], minlength=self.n)
-                recv = recv + np.where(np.bincount(msgs["dst"][a:b][self.syn[a:b]], minlength=self.n) > 0, self.mvm, 0.0)
-                t = src_t + inj + float(path[a:b].mean()) + float(recv.max())
+                sl = slice(a, b)
+                if self.ndst[sl].max() > 1:
+                    recv = (self._per_destination(self.work_base[sl], sl)
+                            + self._per_destination(self.work_col[sl], sl) * self.cols)
+                    mean_path = float(np.average(path[sl], weights=self.ndst[sl]))
+                else:
+                    recv = np.bincount(msgs["dst"][sl], weights=self.work[sl], minlength=self.n)
+                    mean_path = float(path[sl].mean())
+                recv = recv + np.where(self._per_destination(self.syn[sl].astype(np.float64), sl) > 0, self.mvm, 0.0)
+                t = src_t + inj + mean_path + float(recv.max())
             total += max(t, self._idle_floor(s["sources"])) + self.barrier_ns
         return total * 1e-9
 
@@ -503,6 +669,7 @@ class SystemModel:
             raise ValueError(f"prompt_tokens must be a positive integer, got {prompt_tokens!r}")
         t_wall = time.perf_counter()
         durations, busy, sent, received = self._run(self._decode_plan(), progress, "decode token")
+        self.step_durations_s = [d * 1e-9 for d in durations]   # kept for traces (sim.system.trace)
         decode_wall = time.perf_counter() - t_wall
         t_token = sum(durations) * 1e-9
         pipe, _, psent, precv = self._run(self._pipelined_plan(), False, "prefill step")
