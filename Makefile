@@ -33,8 +33,8 @@ test-fast: tools-test setup          ## the inner loop: every test not marked sl
 docs: setup                          ## every generated table of README.md and docs/ from the JSON records
 	$(BIN)/nmllm docs
 
-sim: setup                           ## every RTL testbench on every installed simulator, with a summary table
-	$(BIN)/nmllm sim
+sim: setup                           ## every RTL testbench on every installed simulator, with a summary table (WAVES=1: waveforms too)
+	$(BIN)/nmllm sim $(if $(filter 1,$(WAVES)),--waves)
 
 verilog: setup                       ## emit all RTL into rtl/generated/
 	$(BIN)/nmllm verilog --out rtl/generated

@@ -1093,10 +1093,21 @@ def accelerator_runs(root: Path) -> str:
     y = _json(root, "docs/accelerator/yosys.json")
     u = y["utilisation"]
     util = ", ".join(f"{_g(u[k]) if u[k] < 1 else _f(u[k])} {k}" for k in ("LUT", "FF", "CARRY", "LUTRAM", "DSP", "BRAM36"))
+    wt = root / "docs/accelerator/wikitext_bundled.json"
+    if wt.is_file():
+        w = json.loads(wt.read_text())
+        long_run = (f"\nThe bundled checkpoint, {len(w['tokens'])} greedy tokens after the {len(w['prompt'])}-token "
+                    f"WikiText-2 prompt, in {len(w['sessions'])} simulator sessions joined by the state save and "
+                    f"restore: {_f(w['words_compared'])} words equal to the golden model, "
+                    f"{_f(max(w['cycles_token_per_start']))} cycles per token at most, "
+                    f"{_f(w['simulated_cycles_per_s'])} simulated cycles/s (`docs/accelerator/wikitext_bundled.json`).\n")
+    else:
+        long_run = ("\nThe bundled checkpoint for 32 greedy tokens after a WikiText-2 prompt: not measured yet "
+                    "(`nice -n 5 python bench/bench_accelerator.py`, resumable).\n")
     return (_table(["configuration", "simulator", "phases", "words compared", "result", "cycles / token",
                     "cycles in all", "build / run wall time", "record"], rows)
             + f"\nYosys `synth_xilinx -family xcup` of d{y['config']['hidden']} m{y['config']['glu']} "
-              f"(`docs/accelerator/yosys.json`): {util}.\n")
+              f"(`docs/accelerator/yosys.json`): {util}.\n" + long_run)
 
 
 #: Region name -> function of the repository root returning the region's Markdown.

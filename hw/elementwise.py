@@ -118,6 +118,8 @@ class MlgruCell(wiring.Component):
     lower_bound, g_norm_gain, state : In(WeightWriteSignature)
         Write ports of ``lb`` (Q GATE_FRAC, unsigned), ``gn`` (Q GAIN_FRAC) and the state ``h``
         (``STATE_BITS``; the host clears or restores it here while the cell is idle).
+    state_addr : In(range(channels)), state_data : Out(signed(STATE_BITS))
+        A read port of ``h`` (combinational) for saving the state while the cell is idle.
     """
 
     def __init__(self, *, channels: int):
@@ -128,6 +130,7 @@ class MlgruCell(wiring.Component):
             "lower_bound": In(WeightWriteSignature(depth=channels, width=nf.GATE_FRAC + 1)),
             "g_norm_gain": In(WeightWriteSignature(depth=channels, width=W)),
             "state": In(WeightWriteSignature(depth=channels, width=nf.STATE_BITS)),
+            "state_addr": In(range(channels)), "state_data": Out(signed(nf.STATE_BITS)),
         })
 
     def elaborate(self, platform):
@@ -145,6 +148,8 @@ class MlgruCell(wiring.Component):
             m.d.comb += [wr.addr.eq(port.addr), wr.data.eq(port.data), wr.en.eq(port.en)]
         lb_rd, gn_rd, h_rd = lbm.read_port(domain="comb"), gnm.read_port(domain="comb"), hm.read_port(domain="comb")
         h_wr = hm.write_port()
+        h_save = hm.read_port(domain="comb")
+        m.d.comb += [h_save.addr.eq(self.state_addr), self.state_data.eq(h_save.data)]
 
         j = Signal(range(C))
         take = self.inp.valid & adv

@@ -29,7 +29,10 @@ the state ``h``; read bit 0 busy, bit 1 done — cleared by the read —, bit 2 
 ``STATUS`` (0x04; bit 0 busy, bit 1 clearing, bits 8-13 which stage holds data), ``HIDDEN`` (0x08),
 ``GLU`` (0x0C), ``LANES`` (0x10), ``CYCLES`` (0x14, cycles from start to the last output word of the
 current or last token), ``TOKENS`` (0x18, tokens completed since reset), ``CLOCK_MHZ`` (0x1C),
-``ID`` (0x20, ``0x4E4D4C31``). Reads are answered at once, busy or not, with live values.
+``ID`` (0x20, ``0x4E4D4C31``), ``STATE`` (0x24; a read returns ``h[k]`` sign-extended and advances ``k``,
+wrapping after ``d - 1``; a write sets ``k``, 0 if it is ``d`` or more; ``k`` is 0 after reset: the host
+saves the state with a write of 0 and ``d`` reads while the layer is idle, and restores it with a load
+frame of target 17). Reads are answered at once, busy or not, with live values.
 
 Reset (``ap_rst_n`` low, any time): the token in flight is dropped and every stream stage, counter
 and register returns to its reset value; the memories (weights, gains, scales, ``h``) keep their
@@ -62,7 +65,7 @@ LOAD_TARGETS = {**{f"weights.{p}": i for i, p in enumerate(PROJECTIONS)},
                 "attn_gain": 12, "mlp_gain": 13, "g_norm_gain": 14, "lower_bound": 15, "static": 16, "state": 17}
 #: AXI4-Lite register byte offsets.
 REGISTERS = {"CTRL": 0x00, "STATUS": 0x04, "HIDDEN": 0x08, "GLU": 0x0C, "LANES": 0x10, "CYCLES": 0x14,
-             "TOKENS": 0x18, "CLOCK_MHZ": 0x1C, "ID": 0x20}
+             "TOKENS": 0x18, "CLOCK_MHZ": 0x1C, "ID": 0x20, "STATE": 0x24}
 ID_WORD = 0x4E4D4C31  # "NML1"
 #: One weight-memory word (2 bits per lane) must fit a 32-bit load beat.
 MAX_LANES = 16
@@ -239,11 +242,17 @@ class NeurocoreTop(wiring.Component):
         busy_map = Signal(6)
         m.d.comb += busy_map.eq(Cat(running & (in_cnt < d), *(co[p].busy for p in ("i_proj", "o_proj", "gate_proj", "down_proj")),
                                     cell.out.valid | glu.out.valid))
+        state_ptr = Signal(range(d))
+        m.d.comb += cell.state_addr.eq(state_ptr)
+        with m.If(axil.wr_en & (axil.wr_addr == REGISTERS["STATE"])):
+            m.d.sync += state_ptr.eq(Mux(axil.wr_data < d, axil.wr_data, 0))
+        with m.If(axil.rd_en & (axil.rd_addr == REGISTERS["STATE"])):
+            m.d.sync += state_ptr.eq(Mux(state_ptr == d - 1, 0, state_ptr + 1))
         reads = {
             "CTRL": Cat(running, done, ~running & ~clearing, clearing),
             "STATUS": Cat(running, clearing, Const(0, 6), busy_map),
             "HIDDEN": d, "GLU": g, "LANES": self.lanes, "CYCLES": cycles, "TOKENS": tokens,
-            "CLOCK_MHZ": int(round(self.clock_mhz)), "ID": ID_WORD,
+            "CLOCK_MHZ": int(round(self.clock_mhz)), "ID": ID_WORD, "STATE": cell.state_data.as_signed(),
         }
         with m.Switch(axil.rd_addr):
             for name, value in reads.items():

@@ -4,6 +4,7 @@ Amaranth's simulator at every bus width, and the cocotb run against the golden m
 import copy
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,8 @@ def test_a_bus_width_that_is_not_an_integer_is_refused():
     (dict(lanes=4, vocab=130), "Lane count 4 must divide the vocabulary size 130 (the lm_head core)"),
     (dict(lanes=4, layers=0), "Layer count must be between 1 and 255"),
     (dict(lanes=4, vocab=1), "Vocabulary size must be between 2 and 16777216, not 1"),
+    (dict(lanes=4, read_outstanding=17), "Outstanding read bursts 17 is outside 1-16, what the AXI4 read port allows"),
+    (dict(lanes=4, read_outstanding=0), "Outstanding read bursts 0 is outside 1-16"),
 ])
 def test_an_engine_the_constructor_cannot_build_is_refused(kw, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -86,19 +89,46 @@ def test_a_spike_attention_program_is_refused():
         build_image(IntegerProgram.random(cfg, seed=0), 4)
 
 
+def test_compile_images_writes_the_accelerator_image_of_a_checkpoint(tmp_path):
+    """`nmllm compile CHECKPOINT --images DIR` writes accelerator.nmla, the image build_image makes; lanes that
+    do not divide the vocabulary are refused in one line."""
+    import torch
+
+    from hw.accelerator.image import write_image
+    from models.mmfree.checkpoint import save_checkpoint
+    from models.mmfree.model import MMFreeForCausalLM
+    from nmllm.cli import main
+
+    torch.manual_seed(0)
+    model = MMFreeForCausalLM(preset("tiny"))
+    save_checkpoint(model, tmp_path / "ckpt")
+    assert main(["compile", str(tmp_path / "ckpt"), "--out", str(tmp_path / "m.json"), "--images",
+                 str(tmp_path / "img"), "--lanes", "4"]) == 0
+    program = IntegerProgram.from_model(model)
+    image = (tmp_path / "img" / "accelerator.nmla").read_bytes()
+    assert image == build_image(program, 4)
+    check_image(image, hidden=program.hidden_size, glu=program.intermediate_size, layers=len(program.layers),
+                vocab=program.vocab_size, lanes=4)
+    with pytest.raises(ImageError, match="lanes 3 must be a positive integer dividing the hidden size 32"):
+        write_image(program, 3, tmp_path / "x.nmla")
+    assert not (tmp_path / "x.nmla").exists()
+
+
 # ------------------------------------------------------------------------------ AXI4 masters (Amaranth simulator)
 def _word(addr: int) -> int:
     return (addr // 4 * 2654435761 + 12345) & 0xFFFFFFFF
 
 
-@pytest.mark.parametrize("width", [128, 256, 512])
-def test_reader_bursts_stay_in_their_4k_page_and_return_every_word(width):
-    """Random stalls on AR, R and the word stream; a request that crosses a 4 KB page."""
-    rd = WordReader(data_width=width)
+@pytest.mark.parametrize("width,outstanding", [(128, 1), (256, 1), (512, 1), (128, 3), (512, 16)])
+def test_reader_bursts_stay_in_their_4k_page_and_return_every_word(width, outstanding):
+    """Random stalls on AR, R and the word stream; a request that crosses 4 KB pages; with more than one burst
+    allowed in flight, bursts overlap, never more than allowed."""
+    rd = WordReader(data_width=width, outstanding=outstanding)
     nbytes = width // 8
-    addr, words = (1 << 40) + PAGE - 2 * nbytes, 3 * width // 32 + 5
-    rng = random.Random(width)
-    bursts, got = [], []
+    pages = 1 if outstanding == 1 else 2
+    addr, words = (1 << 40) + PAGE - 2 * nbytes, (pages - 1) * PAGE // 4 + 3 * width // 32 + 5
+    rng = random.Random(width + outstanding)
+    bursts, got, in_flight = [], [], [0]
 
     async def bench(ctx):
         ctx.set(rd.req.payload.addr, addr)
@@ -107,7 +137,7 @@ def test_reader_bursts_stay_in_their_4k_page_and_return_every_word(width):
         await ctx.tick()
         ctx.set(rd.req.valid, 0)
         beats = []  # (address, last of its burst) of the beats still to send
-        for _ in range(2000):
+        for _ in range(20 * words + 200):
             ctx.set(rd.bus.arready, rng.random() < 0.6)
             ctx.set(rd.data.ready, rng.random() < 0.6)
             send = bool(beats) and rng.random() < 0.6
@@ -120,8 +150,10 @@ def test_reader_bursts_stay_in_their_4k_page_and_return_every_word(width):
                 a, n = ctx.get(rd.bus.araddr), ctx.get(rd.bus.arlen) + 1
                 bursts.append((a, n))
                 beats.extend((a + i * nbytes, i == n - 1) for i in range(n))
+                in_flight.append(in_flight[-1] + 1)
             if send and ctx.get(rd.bus.rready):
-                beats.pop(0)
+                if beats.pop(0)[1]:
+                    in_flight.append(in_flight[-1] - 1)
             if ctx.get(rd.data.valid) and ctx.get(rd.data.ready):
                 got.append(ctx.get(rd.data.payload))
             await ctx.tick()
@@ -133,7 +165,8 @@ def test_reader_bursts_stay_in_their_4k_page_and_return_every_word(width):
     sim.add_testbench(bench)
     sim.run()
     assert got == [_word(addr + 4 * i) for i in range(words)]
-    assert len(bursts) == 2
+    assert sum(n for _, n in bursts) == -(-words * 4 // nbytes) and len(bursts) >= pages + 1
+    assert (max(in_flight) == 1) if outstanding == 1 else (1 < max(in_flight) <= outstanding), max(in_flight)
     for a, n in bursts:
         assert a % nbytes == 0 and 1 <= n <= 256 and a // PAGE == (a + n * nbytes - 1) // PAGE, (a, n)
 
@@ -303,3 +336,51 @@ def test_a_512_bit_bus_passes_every_phase():
                              lambda unit: make_vectors(unit, seed=2))
     assert result.passed, result.detail
     assert result.vectors > 1000
+
+
+@pytest.mark.cocotb
+@pytest.mark.slow
+def test_a_session_resumes_from_the_state_the_last_one_saved():
+    """Two simulator sessions: the first feeds a prompt, generates and saves h (every word compared with the
+    golden model); the second, a fresh simulator, loads the image, restores that state from device memory and
+    generates on: its tokens equal those of one uninterrupted golden run."""
+    from models.program.golden import GoldenModel
+    from verif.accelerator_flow import run_accelerator
+    from verif.accelerator_vectors import make_session_vectors
+    from verif.simulators import available_simulators
+
+    cfg = {**SHAPE, "lanes": 4, "data_width": 128}
+    unit, program = Accelerator(**cfg), tiny_program(**SHAPE, seed=5)
+    golden = GoldenModel(program)
+    tokens, tok = [], 11
+    for t in (7, 9):
+        golden.step(t)
+    for _ in range(6):
+        tok = int(np.argmax(golden.step(tok)))
+        tokens.append(tok)
+    first = make_session_vectors(unit, program, starts=[(7, 1), (9, 1), (11, 3)], source="seed 5", save=True)
+    saved = np.array(first["phases"][-1]["state"], dtype=np.uint32).view(np.int32).reshape(SHAPE["layers"], -1)
+    second = make_session_vectors(unit, program, starts=[(tokens[2], 3)], source="seed 5", state=saved, save=True)
+    assert first["phases"][-1]["tokens"] + second["phases"][0]["tokens"] == tokens
+    assert (second["phases"][0]["state"] == np.asarray(golden.state).ravel().astype(np.uint32)).all()
+    for spec in (first, second):
+        result = run_accelerator(cfg, available_simulators()[-1], spec)
+        assert result.passed, result.detail
+
+
+@pytest.mark.cocotb
+@pytest.mark.slow
+def test_the_bench_fails_on_one_wrong_state_word():
+    """Negative control of the saved-state comparison: one golden h word changed fails the run, naming it."""
+    from verif.accelerator_flow import run_accelerator
+    from verif.accelerator_vectors import make_session_vectors
+    from verif.simulators import available_simulators
+
+    cfg = {**SHAPE, "lanes": 4, "data_width": 128}
+    spec = make_session_vectors(Accelerator(**cfg), tiny_program(**SHAPE, seed=5), starts=[(7, 2)], source="seed 5",
+                                save=True)
+    spec["phases"][0]["state"][SHAPE["hidden"] + 3] ^= 1
+    result = run_accelerator(cfg, available_simulators()[-1], spec)
+    assert not result.passed
+    log = Path(re.search(r"log: (\S+)$", result.detail).group(1))
+    assert "phase load_and_generate state word 19 (layer 1, channel 3): RTL" in log.read_text()

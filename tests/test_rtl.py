@@ -44,3 +44,37 @@ def test_testbench_fails_on_a_wrong_expected_word():
     result = run_bench("ternary_matvec", config, SIMS[-1], vectors=bad)
     assert not result.passed
     assert "1 of 1 cocotb tests failed" in result.detail
+
+
+@pytest.mark.cocotb
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMS)
+def test_waves_dump_every_signal_of_a_tiny_run(simulator):
+    """`make sim WAVES=1` (`nmllm sim --waves`): a traced build of its own writes a non-empty VCD (Verilator)
+    or FST (Icarus) waveform; one short phase of the ternary_matvec bench."""
+    from verif.flow import BUILD_ROOT
+    from verif.simulators import waves_file
+
+    bench, config = BENCHES["ternary_matvec"], "p4_k64_n16"
+    vectors = bench.vectors(bench.build(**bench.configs[config]), 1)
+    vectors["phases"] = [p for p in vectors["phases"] if p["name"] == "throughput_no_stalls"]
+    dump = waves_file(simulator, BUILD_ROOT / "ternary_matvec" / config / simulator, "ternary_matvec")
+    dump.unlink(missing_ok=True)
+    result = run_bench("ternary_matvec", config, simulator, vectors=vectors, waves=True)
+    assert result.passed, result.detail
+    head = dump.read_bytes()[:64]
+    assert dump.stat().st_size > 10_000 and (head.startswith(b"$") if simulator == "verilator" else head), head
+
+
+def test_make_sim_waves_asks_nmllm_sim_for_waveforms():
+    import subprocess
+
+    from verif.simulators import REPO_ROOT
+
+    def sim_line(*extra):
+        out = subprocess.run(["make", "-n", "sim", *extra], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        return [line for line in out.stdout.splitlines() if "nmllm sim" in line][-1].split()
+
+    assert sim_line("WAVES=1")[-1] == "--waves"
+    assert "--waves" not in sim_line()
+

@@ -8,7 +8,9 @@ through AXI4-Lite (arguments, then ``ap_start``); its expected ``STATUS``, token
 hardware carries it. Named corner cases: a start with no buffers, a token run before any load, a header
 with no magic, an image built for another lane count, one corrupted weight byte (the checksum must catch
 it), a misaligned pointer, the last embedding row, a stop at EOS, a token outside the vocabulary, a run
-without logits and the prompt fed one start per token.
+without logits, the prompt fed one start per token, the state saved to device memory (every word compared with
+the golden model's ``h``) and restored after other tokens changed it, and a save with no or a misaligned state
+buffer.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from models.program import numformat as nf
 from models.program.golden import GoldenModel
 from models.program.integer_program import IntegerProgram
 
-__all__ = ["make_vectors", "make_bench_vectors", "make_prompt_vectors", "tiny_program", "MEM_SIZE", "HIGH"]
+__all__ = ["make_vectors", "make_bench_vectors", "make_prompt_vectors", "make_session_vectors", "tiny_program",
+           "state_words", "MEM_SIZE", "HIGH"]
 
 #: Bytes of the simulated device memory; pointers carry HIGH in their upper word (addresses wrap modulo MEM_SIZE).
 MEM_SIZE = 1 << 22
 HIGH = 1 << 32
 IMAGE, OTHER_IMAGE, BAD_IMAGE, EMPTY = 0x2000, 0x40000, 0x80000, 0xC0000
-OUT, LOGITS = 0xD0000, 0x100000
+OUT, LOGITS, STATE = 0xD0000, 0x100000, 0x300000
 
 
 def tiny_program(*, hidden: int, glu: int, layers: int, vocab: int, seed: int) -> IntegerProgram:
@@ -55,6 +58,12 @@ def _words(logits) -> list[int]:
     return [int(v) for v in logits]
 
 
+def state_words(state: np.ndarray) -> list[int]:
+    """The accelerator's saved-state words of a golden state (layers x d): ``h`` layer-major, each a 32-bit
+    two's-complement word."""
+    return [int(v) & 0xFFFFFFFF for v in np.asarray(state).ravel()]
+
+
 def make_vectors(unit: Accelerator, *, seed: int, n_prompt: int = 3, n_gen: int = 4) -> dict:
     """Images, memory layout and the host phases with their golden results."""
     d, V = unit.hidden, unit.vocab
@@ -74,17 +83,19 @@ def make_vectors(unit: Accelerator, *, seed: int, n_prompt: int = 3, n_gen: int 
     phases: list[dict] = []
 
     def phase(name: str, *, status: int, image_at: int = IMAGE, out_at: int = OUT, logits: bool = True,
-              token: int = 0, n: int = 0, flags=(), eos: int = 0, steps=None) -> None:
+              token: int = 0, n: int = 0, flags=(), eos: int = 0, steps=None, state_at: int = 0) -> None:
         k = len(phases)
         args = {"IMAGE": HIGH + image_at if image_at else 0, "OUT": HIGH + out_at + 0x400 * k if out_at else 0,
                 "LOGITS": HIGH + LOGITS + 0x10000 * k if logits else 0, "TOKEN": token, "N_TOKENS": n,
-                "FLAGS": sum(1 << FLAGS[f] for f in flags), "EOS": eos}
+                "FLAGS": sum(1 << FLAGS[f] for f in flags), "EOS": eos, "STATE": HIGH + state_at if state_at else 0}
         tokens, outs = [], []
         for t, logit in steps or []:
             tokens.append(t)
             outs.append(_words(logit))
         phases.append({"name": name, "args": args, "status": status, "tokens": tokens,
                        "logits": outs if logits else []})
+        if "save_state" in flags and status == loaded:
+            phases[-1]["state"] = state_words(golden.state)
 
     def run(first: int, n: int, eos: int | None = None) -> list:
         steps, tok = [], first
@@ -112,6 +123,13 @@ def make_vectors(unit: Accelerator, *, seed: int, n_prompt: int = 3, n_gen: int 
     phase("generate_argmax_fed_back", token=start, n=n_gen, status=loaded, steps=run(start, n_gen))
     start = phases[-1]["tokens"][-1]
     phase("generate_without_logits", token=start, n=2, logits=False, status=loaded, steps=run(start, 2))
+    start = phases[-1]["tokens"][-1]
+    phase("generate_then_save_state", token=start, n=2, flags=("save_state",), state_at=STATE, status=loaded,
+          steps=run(start, 2))
+    saved, resume = golden.snapshot(), phases[-1]["tokens"][-1]
+    phase("save_with_no_state_buffer", flags=("save_state",), status=loaded | err("no_buffers"))
+    phase("misaligned_state_pointer", flags=("restore_state",), state_at=STATE + 0x20,
+          status=loaded | err("address_fault"))
     golden.reset()
     phase("reset_then_last_embedding_row", flags=("reset_state",), token=V - 1, n=2, status=loaded,
           steps=run(V - 1, 2))
@@ -120,6 +138,9 @@ def make_vectors(unit: Accelerator, *, seed: int, n_prompt: int = 3, n_gen: int 
     golden.restore(snap)
     phase("stop_at_eos", token=prompt[0], n=8, flags=("stop_at_eos",), eos=eos, status=loaded,
           steps=run(prompt[0], 8, eos=eos))
+    golden.restore(saved)
+    phase("restore_state_generate_and_save_again", token=resume, n=2, flags=("restore_state", "save_state"),
+          state_at=STATE, status=loaded, steps=run(resume, 2))
     phase("token_outside_vocabulary", token=V, n=1, status=loaded | err("bad_token"))
     return {
         "unit": "accelerator", "seed": seed, "program": f"seeded random program (seed {seed})",
@@ -127,7 +148,7 @@ def make_vectors(unit: Accelerator, *, seed: int, n_prompt: int = 3, n_gen: int 
         "images": {str(IMAGE): image.hex(), str(OTHER_IMAGE): other.hex(), str(BAD_IMAGE): bytes(bad).hex()},
         "hash": [int(v) for v in np.frombuffer(image[8:16], dtype="<u4")],
         "read_only": {"ID": ID_WORD, "HIDDEN": d, "VOCAB": V},
-        "vocab": V, "phases": phases,
+        "vocab": V, "hidden": d, "phases": phases,
     }
 
 
@@ -143,9 +164,21 @@ def make_prompt_vectors(unit: Accelerator, program: IntegerProgram, *, prompt: l
     """Greedy generation after a prompt, no pauses on the buses: load ``program`` and clear the state with the
     first prompt token, one start per further prompt token, then ``n_tokens`` greedy steps from the last one in
     one start (the argmax fed back on the device). Every token and logit word of every start is compared."""
+    return make_session_vectors(unit, program, starts=[(t, 1) for t in prompt[:-1]] + [(prompt[-1], n_tokens)],
+                                source=source)
+
+
+def make_session_vectors(unit: Accelerator, program: IntegerProgram, *, starts: list[tuple[int, int]], source: str,
+                         state: np.ndarray | None = None, save: bool = False) -> dict:
+    """One simulator session, no pauses on the buses: load ``program``, then one start per ``(token, n)`` of
+    ``starts`` (``n`` greedy steps from ``token``, the argmax fed back on the device). The first start clears the
+    state, or, with ``state`` (layers x d, the golden ``h`` a previous session saved), restores it from device
+    memory where the host put it; with ``save`` the last start saves ``h`` there, every word compared with the
+    golden model's, so a long run resumes in a new session from the state its last session saved."""
     image = build_image(program, unit.lanes)
     golden = GoldenModel(program)
-    starts = [(t, 1) for t in prompt[:-1]] + [(prompt[-1], n_tokens)]
+    if state is not None:
+        golden.restore((np.asarray(state, dtype=np.int64), golden.attn_state.copy()))
     steps: list[list] = []
     for first, n in starts:
         tok, run = first, []
@@ -155,24 +188,34 @@ def make_prompt_vectors(unit: Accelerator, program: IntegerProgram, *, prompt: l
             run.append((tok, _words(logit)))
         steps.append(run)
     total = sum(len(run) for run in steps)
-    out = -(-(IMAGE + len(image)) // 4096) * 4096
+    state_at = -(-(IMAGE + len(image)) // 4096) * 4096
+    out = state_at + -(-4 * unit.layers * unit.hidden // 4096) * 4096
     logits = out + -(-4 * total // 4096) * 4096
     size = 1 << (logits + 4 * unit.vocab * total - 1).bit_length()
+    images = {str(IMAGE): image.hex()}
+    if state is not None:
+        images[str(state_at)] = np.array(state_words(state), dtype="<u4").tobytes().hex()
     phases, done = [], 0
     for k, ((first, n), run) in enumerate(zip(starts, steps)):
         name = ("load_and_generate" if len(starts) == 1 else "load_and_prompt_token_0" if k == 0
                 else "generate" if k == len(starts) - 1 else f"prompt_token_{k}")
-        flags = (1 << FLAGS["load"]) | (1 << FLAGS["reset_state"]) if k == 0 else 0
+        flags = 0
+        if k == 0:
+            flags = (1 << FLAGS["load"]) | (1 << FLAGS["restore_state" if state is not None else "reset_state"])
+        if save and k == len(starts) - 1:
+            flags |= 1 << FLAGS["save_state"]
         phases.append({"name": name, "status": 1 << LOADED_BIT, "tokens": [t for t, _ in run],
                        "logits": [w for _, w in run],
                        "args": {"IMAGE": HIGH + IMAGE, "OUT": HIGH + out + 4 * done,
                                 "LOGITS": HIGH + logits + 4 * unit.vocab * done, "TOKEN": first, "N_TOKENS": n,
-                                "FLAGS": flags, "EOS": 0}})
+                                "FLAGS": flags, "EOS": 0, "STATE": HIGH + state_at}})
         done += n
+    if save:
+        phases[-1]["state"] = state_words(golden.state)
     return {
         "unit": "accelerator", "mode": "bench", "seed": 0, "program": source, "registers": REGISTERS,
-        "mem_size": size, "data_width": unit.data_width, "images": {str(IMAGE): image.hex()},
+        "mem_size": size, "data_width": unit.data_width, "images": images,
         "hash": [int(v) for v in np.frombuffer(image[8:16], dtype="<u4")],
         "read_only": {"ID": ID_WORD, "HIDDEN": unit.hidden, "VOCAB": unit.vocab}, "vocab": unit.vocab,
-        "phases": phases,
+        "hidden": unit.hidden, "phases": phases,
     }

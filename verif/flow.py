@@ -17,11 +17,11 @@ BUILD_ROOT = REPO_ROOT / "build" / "sim"
 
 
 def run_bench(unit: str, config: str, simulator: str, *, seed: int = 1,
-              vectors: dict | None = None) -> TestbenchResult:
+              vectors: dict | None = None, waves: bool = False) -> TestbenchResult:
     """Run the testbench of ``unit`` at configuration ``config`` on ``simulator`` with stall seed ``seed``.
 
     ``vectors`` replaces the unit's generated stimulus (the tests use it to show that a wrong
-    expected word fails the run).
+    expected word fails the run). ``waves`` traces every signal (:func:`verif.simulators.waves_file`).
     """
     if unit not in BENCHES:
         raise ValueError(f"No testbench for unit {unit!r}; known units: {', '.join(BENCHES)}")
@@ -35,4 +35,5 @@ def run_bench(unit: str, config: str, simulator: str, *, seed: int = 1,
     vectors_file.write_text(json.dumps(vectors if vectors is not None else bench.vectors(component, seed)))
     return run_testbench(unit=unit, config=config, verilog=emit(component, unit), toplevel=unit,
                          test_module=bench.tb_module, simulator=simulator, build_dir=build_dir,
-                         extra_env={"NMLLM_TB_VECTORS": str(vectors_file), "NMLLM_TB_SEED": str(seed)})
+                         extra_env={"NMLLM_TB_VECTORS": str(vectors_file), "NMLLM_TB_SEED": str(seed)},
+                         waves=waves)

@@ -50,7 +50,8 @@ def _u32(x) -> list[int]:
 
 def make_vectors(unit: NeurocoreTop, *, seed: int, n_tokens: int = 24, n_layer1: int = 8) -> dict:
     """Load frames, per-token inputs and the golden outputs of layer 0 (``n_tokens`` tokens) and
-    layer 1 (``n_layer1`` tokens), plus the register values the testbench checks."""
+    layer 1 (``n_layer1`` tokens), layer 0's state ``h`` after its tokens (32-bit words, read back through
+    ``STATE``), plus the register values the testbench checks."""
     program, source = small_program(unit.hidden, unit.glu, seed=0)
     rng = np.random.default_rng(seed)
     tokens = rng.integers(4, program.vocab_size, size=n_tokens)
@@ -61,6 +62,7 @@ def make_vectors(unit: NeurocoreTop, *, seed: int, n_tokens: int = 24, n_layer1:
         xs0.append(_u32(x))
         golden.layer_step(0, x)
         ys0.append([int(v) for v in x])
+    state0 = _u32(golden.state[0])
     xs1, ys1 = [], []
     for y in ys0[:n_layer1]:
         x = np.array(y, dtype=np.int64)
@@ -74,7 +76,7 @@ def make_vectors(unit: NeurocoreTop, *, seed: int, n_tokens: int = 24, n_layer1:
                       "CLOCK_MHZ": int(round(unit.clock_mhz)), "ID": ID_WORD},
         "layers": [
             {"name": "layer0", "frames": layer_load_frames(program.layers[0], unit.lanes), "inputs": xs0,
-             "expected": ys0},
+             "expected": ys0, "state": state0},
             {"name": "layer1", "frames": layer_load_frames(program.layers[1], unit.lanes), "inputs": xs1,
              "expected": ys1},
         ],

@@ -12,13 +12,14 @@ __all__ = ["run_all", "format_table"]
 
 
 def run_all(simulators: list[str] | None = None, units: list[str] | None = None,
-            seed: int = 1) -> list[TestbenchResult]:
-    """Run every (unit, configuration, simulator) and return the results in that order."""
+            seed: int = 1, waves: bool = False) -> list[TestbenchResult]:
+    """Run every (unit, configuration, simulator) and return the results in that order (``waves``: each
+    run also dumps every signal, :func:`verif.simulators.waves_file`)."""
     sims = simulators or available_simulators()
     jobs = [(u, c, s) for u in (units or list(BENCHES)) for c in BENCHES[u].configs for s in sims]
     results = []
     for unit, config, sim in tqdm(jobs, desc="testbenches", unit="run"):
-        results.append(run_bench(unit, config, sim, seed=seed))
+        results.append(run_bench(unit, config, sim, seed=seed, waves=waves))
     return results
 
 

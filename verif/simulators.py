@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["SIMULATORS", "TestbenchResult", "available_simulators", "missing_simulators",
-           "verilator_root", "run_testbench"]
+           "verilator_root", "run_testbench", "waves_file"]
 
 #: Every simulator a testbench runs on, in order of preference.
 SIMULATORS = ("verilator", "icarus")
@@ -81,13 +81,35 @@ class TestbenchResult:
     summary: dict = field(default_factory=dict)
 
 
+def waves_file(simulator: str, build_dir: Path, toplevel: str) -> Path:
+    """Where a run with ``waves=True`` leaves its waveform: Verilator's VCD or Icarus's FST, in ``build_dir``'s
+    sibling ``<name>-waves``, a build of its own (the traced build never replaces the fast one, and no object of
+    the fast build is found by Verilator's make on its search path)."""
+    build_dir = Path(build_dir).resolve()
+    waves_dir = build_dir.parent / f"{build_dir.name}-waves"
+    return waves_dir / ("dump.vcd" if simulator == "verilator" else f"{toplevel}.fst")
+
+
+def _icarus_dump_module(build_dir: Path, toplevel: str) -> Path:
+    """A Verilog-2005 module that dumps every signal of ``toplevel`` (cocotb's own uses SystemVerilog, which the
+    -g2005 build cannot read)."""
+    path = build_dir / "nmllm_waves.v"
+    text = (f"module nmllm_waves;\ninitial begin\n  $dumpfile(\"{build_dir / (toplevel + '.fst')}\");\n"
+            f"  $dumpvars(0, {toplevel});\nend\nendmodule\n")
+    if not path.exists() or path.read_text() != text:  # an unchanged file keeps the build up to date
+        path.write_text(text)
+    return path
+
+
 def run_testbench(*, unit: str, config: str, verilog: str, toplevel: str, test_module: str,
                   simulator: str, build_dir: Path, extra_env: dict[str, str] | None = None,
-                  ) -> TestbenchResult:
+                  waves: bool = False) -> TestbenchResult:
     """Build ``verilog`` (the text of one module tree) and run cocotb ``test_module`` on ``simulator``.
 
     The testbench writes a JSON summary to ``$NMLLM_TB_SUMMARY`` (``vectors``, ``cycles``); a test
-    failure leaves ``passed`` False with the failure count in ``detail``.
+    failure leaves ``passed`` False with the failure count in ``detail``. ``waves`` builds and runs in
+    ``build_dir``'s sibling ``<name>-waves`` with every signal traced (:func:`waves_file` names the dump);
+    cocotb's own ``WAVES`` environment variable is ignored, this argument decides.
     """
     if simulator not in SIMULATORS:
         raise ValueError(f"Unknown simulator {simulator!r}; use one of {', '.join(SIMULATORS)}")
@@ -101,6 +123,8 @@ def run_testbench(*, unit: str, config: str, verilog: str, toplevel: str, test_m
     if str(REPO_ROOT) not in sys.path:  # the simulator's Python imports verif.tb_* from the repo root
         sys.path.insert(0, str(REPO_ROOT))
     build_dir = Path(build_dir).resolve()
+    if waves:
+        build_dir = waves_file(simulator, build_dir, toplevel).parent
     build_dir.mkdir(parents=True, exist_ok=True)
     src = build_dir / f"{toplevel}.v"
     if not src.exists() or src.read_text() != verilog:
@@ -109,20 +133,25 @@ def run_testbench(*, unit: str, config: str, verilog: str, toplevel: str, test_m
     summary.unlink(missing_ok=True)
 
     runner = get_runner(simulator)
+    sources, top_args = [src], []
+    if waves and simulator == "icarus":
+        sources.append(_icarus_dump_module(build_dir, toplevel))
+        top_args = ["-s", "nmllm_waves"]
+    os.environ.pop("WAVES", None)  # cocotb would let it override the ``waves`` arguments below
     t0 = time.perf_counter()
     # Icarus: Verilog-2005 semantics, so the declaration initialisers Yosys writes fire an event at
     # time 0 and settle the combinational always-blocks (under -g2012 they stay X).
     build_args = (["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"] if simulator == "verilator"
                   else ["-g2005"])
-    runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir, build_args=build_args,
-                 timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
+    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir, build_args=build_args + top_args,
+                 timescale=("1ns", "1ps"), log_file=build_dir / "build.log", waves=waves and simulator == "verilator")
     t1 = time.perf_counter()
     env = {"NMLLM_TB_SUMMARY": str(summary), **(extra_env or {})}
     results_xml = build_dir / "results.xml"
     try:
         runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
                     test_dir=build_dir, extra_env=env, timescale=("1ns", "1ps"),
-                    results_xml=str(results_xml), log_file=build_dir / "sim.log")
+                    results_xml=str(results_xml), log_file=build_dir / "sim.log", waves=waves)
     except SystemExit:  # the runner exits when a cocotb test fails; the results file says which
         pass
     t2 = time.perf_counter()

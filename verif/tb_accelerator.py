@@ -4,7 +4,7 @@ Device memory is a cocotbext-axi ``AxiRam`` on ``m_axi`` with seeded random paus
 the host drives ``s_axi_control`` with cocotbext-axi's AXI4-Lite master (its channels paused too) and
 waits for ``interrupt``. The images of the stimulus are written into memory first; every phase then
 writes its arguments, starts the kernel, waits for the interrupt, clears it, and checks ``STATUS``,
-``TOKENS_DONE``, every token word and every logit word against the golden model. ``vectors`` in the
+``TOKENS_DONE``, every token word, every logit word and every saved state word against the golden model. ``vectors`` in the
 summary counts the words compared; per phase it records the performance counters.
 """
 
@@ -58,7 +58,7 @@ class TB(VitisControl):
     async def run(self, args: dict) -> None:
         """Write the arguments, start, wait for the interrupt, acknowledge it."""
         for name, value in args.items():
-            if name in ("IMAGE", "OUT", "LOGITS"):
+            if name in ("IMAGE", "OUT", "LOGITS", "STATE"):
                 await self.write(f"{name}_LO", value & 0xFFFFFFFF)
                 await self.write(f"{name}_HI", value >> 32)
             else:
@@ -110,6 +110,13 @@ async def accelerator_matches_golden(dut):
             for i, (g, w) in enumerate(zip(logit, want)):
                 assert g == w, f"phase {name} step {t} logit {i}: RTL {g} != golden {w}"
             words += V
+        if "state" in ph:
+            raw = tb.ram.read(ph["args"]["STATE"] % size, 4 * len(ph["state"]))
+            for i, w in enumerate(ph["state"]):
+                g = int.from_bytes(raw[4 * i:4 * i + 4], "little")
+                assert g == w, (f"phase {name} state word {i} (layer {i // spec['hidden']}, channel "
+                                f"{i % spec['hidden']}): RTL {_signed(g)} != golden {_signed(w)}")
+            words += len(ph["state"])
         if ph["tokens"]:
             assert await tb.read("LAST_TOKEN") == ph["tokens"][-1], f"phase {name}: LAST_TOKEN"
         if ph["status"] >> 16 and name.startswith("load"):

@@ -4,10 +4,11 @@ Drives the real AXI ports with cocotbext-axi: parameter frames on ``s_axis_load`
 per token on ``s_axis_act``, the result from ``m_axis_act`` (all three streams with random pauses),
 start/status/cycle registers over ``s_axi_control``. Checks, in order: the read-only registers; layer 0
 for every token of the stimulus with the state carried, with register reads while busy on one token
-(live values, the result unchanged) and a start written while busy (ignored); a reset in the middle of a
+(live values, the result unchanged) and a start written while busy (ignored); the state ``h`` read back
+through ``STATE`` (every channel, then from the last channel wrapping to 0); a reset in the middle of a
 token (nothing comes out, counters back to zero, memories kept: after clearing ``h`` the first tokens
 give the golden words again); layer 1 after reloading. ``vectors`` in the summary counts the output
-words compared (``tokens`` counts the tokens).
+and state words compared (``tokens`` counts the tokens).
 """
 
 from __future__ import annotations
@@ -115,6 +116,17 @@ async def neurocore_top_matches_golden(dut):
         return
     tokens_done = await tb.read("TOKENS")
     assert tokens_done == len(layer0["inputs"]), f"TOKENS {tokens_done}, expected {len(layer0['inputs'])}"
+    # the state read back: STATE rewound to 0, then d reads; then from the last channel, wrapping to 0
+    d = len(layer0["state"])
+    await tb.write("STATE", 0)
+    got = [await tb.read("STATE") for _ in range(d)]
+    await tb.write("STATE", d - 1)
+    got += [await tb.read("STATE") for _ in range(2)]
+    channels = list(range(d)) + [d - 1, 0]
+    for j, (g, c) in enumerate(zip(got, channels)):
+        w = layer0["state"][c]
+        assert g == w, f"layer0 state read {j} (channel {c}): RTL {_signed(g)} != golden {_signed(w)}"
+    words += len(got)
 
     # a reset in the middle of a token: nothing comes out, control returns to reset, memories are kept
     await tb.write("CTRL", 1)

@@ -1,7 +1,8 @@
 """AXI4 memory-mapped masters that move 32-bit words: a burst reader and a burst writer.
 
-Both split a request into INCR bursts of at most 256 beats that never cross a 4 KB boundary, one burst
-in flight at a time, 64-bit addresses, a data width of 128 to 512 bits. Any response other than OKAY
+Both split a request into INCR bursts of at most 256 beats that never cross a 4 KB boundary, 64-bit
+addresses, a data width of 128 to 512 bits. The reader keeps up to ``outstanding`` bursts in flight, the
+writer one. Any response other than OKAY
 sets the ``error`` output until the next request.
 
 :class:`WordReader`
@@ -18,17 +19,30 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DATA_WIDTHS", "ADDR_WIDTH", "ReadBusSignature", "WriteBusSignature", "RequestLayout", "WordReader",
-           "WordWriter", "check_data_width"]
+__all__ = ["DATA_WIDTHS", "ADDR_WIDTH", "MAX_OUTSTANDING", "ReadBusSignature", "WriteBusSignature", "RequestLayout",
+           "WordReader", "WordWriter", "check_data_width", "check_outstanding"]
 
 #: Bus widths the masters can be built with (bits).
 DATA_WIDTHS = (128, 256, 512)
 ADDR_WIDTH = 64
 MAX_BURST = 256
 PAGE = 4096
+#: Most read bursts in flight: the default read-outstanding depth of the Vitis HLS ``m_axi`` adapter
+#: (``num_read_outstanding=16``), which an RTL kernel's memory interconnect is configured for.
+MAX_OUTSTANDING = 16
 
 #: One request: a byte address and a count of 32-bit words.
 RequestLayout = data.StructLayout({"addr": ADDR_WIDTH, "words": 32})
+
+
+def check_outstanding(outstanding) -> int:
+    """``outstanding`` if the reader can keep that many bursts in flight, else ``TypeError``/``ValueError``."""
+    if not isinstance(outstanding, int) or isinstance(outstanding, bool):
+        raise TypeError(f"Outstanding read bursts must be an integer, not {outstanding!r}")
+    if not 1 <= outstanding <= MAX_OUTSTANDING:
+        raise ValueError(f"Outstanding read bursts {outstanding} is outside 1-{MAX_OUTSTANDING}, what the AXI4 read "
+                         f"port allows")
+    return outstanding
 
 
 def check_data_width(data_width) -> int:
@@ -91,63 +105,55 @@ class _Master(wiring.Component):
 class WordReader(_Master):
     """Reads ``req.words`` 32-bit words from ``req.addr`` (bus-word aligned) onto ``data``.
 
-    Members: ``bus`` (AXI4 read channels), ``req``, ``data`` (32-bit words out), ``busy``, ``error``
-    (a non-OKAY response since the last request), ``stall`` (waiting on the memory this cycle), ``beats``
-    (a data beat arrives this cycle).
+    ``outstanding`` bursts (1 to :data:`MAX_OUTSTANDING`) may be in flight at once: the next burst's address
+    goes out while earlier bursts' data still arrive (one ID, so the memory returns them in order; a burst
+    ends at its ``rlast``). Members: ``bus`` (AXI4 read channels), ``req``, ``data`` (32-bit words out),
+    ``busy``, ``error`` (a non-OKAY response since the last request), ``stall`` (waiting on the memory this
+    cycle), ``beats`` (a data beat arrives this cycle).
     """
 
-    def __init__(self, *, data_width: int):
+    def __init__(self, *, data_width: int, outstanding: int = 1):
+        self.outstanding = check_outstanding(outstanding)
         super().__init__(data_width, ReadBusSignature, Out)
 
     def elaborate(self, platform):
         m = Module()
         bus, n = self.bus, self.per_beat
-        addr = Signal(ADDR_WIDTH)
-        unloaded = Signal(32)      # words not yet captured from the bus
+        active = Signal()            # a request is being served
+        addr = Signal(ADDR_WIDTH)    # address of the next burst
+        to_request = Signal(32)      # beats not yet requested
+        in_flight = Signal(range(self.outstanding + 1))
+        unloaded = Signal(32)        # words not yet captured from the bus
         held = Signal(range(n + 1))  # words of the current beat still to emit
         buf = Signal(self.data_width)
-        left_in_burst = Signal(range(MAX_BURST + 1))
-        beats_left = Signal(32)
-        m.d.comb += beats_left.eq((unloaded + n - 1) >> self.log_per_beat)
-        beats = _burst(m, addr, beats_left, self.log_bytes, "rd")
-        m.d.comb += [bus.arid.eq(0), bus.arsize.eq(self.log_bytes), bus.arburst.eq(1), bus.araddr.eq(addr),
-                     bus.arlen.eq(beats - 1), self.data.payload.eq(buf[:32]), self.data.valid.eq(held != 0)]
+        beats = _burst(m, addr, to_request, self.log_bytes, "rd")
+        issue = active & (to_request != 0) & (in_flight < self.outstanding)
         emit = self.data.valid & self.data.ready
+        can_take = (held == 0) | ((held == 1) & self.data.ready)
+        take = bus.rvalid & bus.rready
+        ar_take = bus.arvalid & bus.arready
+        m.d.comb += [bus.arid.eq(0), bus.arsize.eq(self.log_bytes), bus.arburst.eq(1), bus.araddr.eq(addr),
+                     bus.arlen.eq(beats - 1), bus.arvalid.eq(issue), bus.rready.eq(active & can_take),
+                     self.data.payload.eq(buf[:32]), self.data.valid.eq(held != 0),
+                     self.req.ready.eq(~active & (held == 0)), self.busy.eq(active | (held != 0)),
+                     self.stall.eq((issue & ~bus.arready) | (active & can_take & (in_flight != 0) & ~bus.rvalid)),
+                     self.beats.eq(take)]
         with m.If(emit):
             m.d.sync += [buf.eq(buf >> 32), held.eq(held - 1)]
-        can_take = (held == 0) | ((held == 1) & self.data.ready)
-        with m.FSM(name="reader"):
-            with m.State("IDLE"):
-                m.d.comb += self.req.ready.eq(held == 0)
-                with m.If(self.req.valid & (held == 0)):
-                    m.d.sync += [addr.eq(self.req.payload.addr), unloaded.eq(self.req.payload.words),
-                                 self.error.eq(0)]
-                    with m.If(self.req.payload.words != 0):
-                        m.next = "ADDR"
-            with m.State("ADDR"):
-                m.d.comb += [bus.arvalid.eq(1), self.busy.eq(1), self.stall.eq(~bus.arready)]
-                with m.If(bus.arready):
-                    m.d.sync += [addr.eq(addr + (beats << self.log_bytes)), left_in_burst.eq(beats)]
-                    m.next = "DATA"
-            with m.State("DATA"):
-                m.d.comb += [bus.rready.eq(can_take), self.busy.eq(1), self.stall.eq(can_take & ~bus.rvalid),
-                             self.beats.eq(bus.rvalid & can_take)]
-                with m.If(bus.rvalid & can_take):
-                    take = Mux(unloaded < n, unloaded, n)
-                    m.d.sync += [buf.eq(bus.rdata), held.eq(take), unloaded.eq(unloaded - take),
-                                 left_in_burst.eq(left_in_burst - 1)]
-                    with m.If(bus.rresp != 0):
-                        m.d.sync += self.error.eq(1)
-                    with m.If(left_in_burst == 1):
-                        m.next = "NEXT"
-            with m.State("NEXT"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(unloaded != 0):
-                    m.next = "ADDR"
-                with m.Else():
-                    m.next = "IDLE"
-        with m.If(held != 0):
-            m.d.comb += self.busy.eq(1)
+        with m.If(self.req.valid & self.req.ready):
+            words = self.req.payload.words
+            m.d.sync += [addr.eq(self.req.payload.addr), unloaded.eq(words), active.eq(words != 0),
+                         to_request.eq((words + n - 1) >> self.log_per_beat), self.error.eq(0)]
+        with m.If(ar_take):
+            m.d.sync += [addr.eq(addr + (beats << self.log_bytes)), to_request.eq(to_request - beats)]
+        with m.If(take):
+            part = Mux(unloaded < n, unloaded, n)
+            m.d.sync += [buf.eq(bus.rdata), held.eq(part), unloaded.eq(unloaded - part)]
+            with m.If(bus.rresp != 0):
+                m.d.sync += self.error.eq(1)
+        m.d.sync += in_flight.eq(in_flight + ar_take - (take & bus.rlast))
+        with m.If(active & (to_request == 0) & (in_flight == 0)):
+            m.d.sync += active.eq(0)
         return m
 
 

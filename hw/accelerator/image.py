@@ -20,13 +20,15 @@ exposed in registers for the host to compare.
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 
 import numpy as np
 
 from models.program.integer_program import PROJECTIONS, IntegerProgram
 
 __all__ = ["MAGIC", "VERSION", "ALIGN", "HEADER_WORDS", "HEADER_FIELDS", "HEAD_TARGETS", "ImageError",
-           "load_words", "emb_stride", "build_image", "read_header", "check_image"]
+           "load_words", "emb_stride", "build_image", "write_image", "read_header", "check_image"]
 
 #: "NMLA" as a little-endian 32-bit word.
 MAGIC = int.from_bytes(b"NMLA", "little")
@@ -112,6 +114,22 @@ def build_image(program: IntegerProgram, lanes: int) -> bytes:
     out[load_off:load_off + len(load)] = load
     out[emb_off:emb_off + len(emb)] = emb
     return bytes(out)
+
+
+def write_image(program: IntegerProgram, lanes: int, path) -> Path:
+    """Write the memory image of ``program`` for ``lanes`` lanes to ``path`` (atomically); :class:`ImageError`
+    (one line) if ``lanes`` does not divide the hidden size, the gate width and the vocabulary."""
+    d, m, v = program.hidden_size, program.intermediate_size, program.vocab_size
+    if not isinstance(lanes, int) or lanes < 1 or d % lanes or (2 * m) % lanes or v % lanes:
+        raise ImageError(f"lanes {lanes} must be a positive integer dividing the hidden size {d}, the gate width "
+                         f"{2 * m} and the vocabulary {v} for an accelerator image")
+    image = build_image(program, lanes)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(image)
+    os.replace(tmp, path)
+    return path
 
 
 def read_header(image: bytes) -> dict[str, int]:

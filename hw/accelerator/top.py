@@ -2,7 +2,7 @@
 
 Vitis RTL-kernel style: ``ap_clk``, ``ap_rst_n`` (synchronous, active low), ``interrupt``, the AXI4-Lite
 slave ``s_axi_control_*`` and one AXI4 master ``m_axi_*`` (64-bit addresses, 128/256/512-bit data, INCR
-bursts that never cross 4 KB; :mod:`hw.accelerator.axi4`). This slice runs the *stationary* weight mode:
+bursts that never cross 4 KB, up to ``read_outstanding`` read bursts in flight; :mod:`hw.accelerator.axi4`). This slice runs the *stationary* weight mode:
 
 * **load** (a start with ``FLAGS`` bit 0): read the image header (:mod:`hw.accelerator.image`), check magic,
   version, shape fields, section sizes, alignment and the 64-bit address range, then stream the load section
@@ -16,6 +16,11 @@ bursts that never cross 4 KB; :mod:`hw.accelerator.axi4`). This slice runs the *
   the largest logit, as ``numpy.argmax``), write it as one 32-bit word to ``OUT + 4 * step``, and feed it
   back as the next token. ``FLAGS`` bit 1 clears every layer's ``h`` first; bit 2 stops after a step
   whose argmax is ``EOS``. The state persists between starts, so a host feeds a prompt one start per token.
+* **state save and restore**: ``FLAGS`` bit 4 reads ``L * d`` words from ``STATE`` (a 64-byte-aligned
+  pointer) into every layer's ``h`` before the first token (after the clear of bit 1), bit 3 writes every
+  layer's ``h`` there after the last token (layer-major, ``h[layer][j]`` as a sign-extended 32-bit word at
+  ``STATE + 4 * (layer * d + j)``; each layer read back through its ``STATE`` register). ``N_TOKENS`` 0
+  saves or restores alone, so one top can serve several sessions, or a long run can stop and resume.
 
 Registers (:data:`REGISTERS`): the standard map — ``CTRL`` 0x00 (bit 0 ``ap_start``, 1 ``ap_done`` and
 3 ``ap_ready`` cleared by the read, 2 ``ap_idle``, 7 ``auto_restart``), ``GIE`` 0x04, ``IER`` 0x08, ``ISR``
@@ -37,12 +42,14 @@ from amaranth.lib.wiring import In, Out
 
 from models.program import numformat as nf
 
-from hw.accelerator.axi4 import ReadBusSignature, WordReader, WordWriter, WriteBusSignature, check_data_width
+from hw.accelerator.axi4 import (ReadBusSignature, WordReader, WordWriter, WriteBusSignature, check_data_width,
+                                 check_outstanding)
 from hw.accelerator.image import HEAD_TARGETS, HEADER_FIELDS, HEADER_WORDS, MAGIC, VERSION, emb_stride, load_words
 from hw.axi import AxiLiteRegisters
 from hw.elementwise import BitLinearFront
 from hw.fixed import round_shift, saturate
-from hw.neurocore_top import NeurocoreTop, check_layer
+from hw.neurocore_top import LOAD_TARGETS, NeurocoreTop, check_layer
+from hw.neurocore_top import REGISTERS as LAYER_REGISTERS
 from hw.ternary_core import TernaryCore
 
 __all__ = ["Accelerator", "check_accelerator", "REGISTERS", "ERRORS", "FLAGS", "ID_WORD", "MAX_VOCAB"]
@@ -51,28 +58,31 @@ W = nf.RESID_BITS
 #: AXI4-Lite byte offsets.
 REGISTERS = {"CTRL": 0x00, "GIE": 0x04, "IER": 0x08, "ISR": 0x0C,
              "IMAGE_LO": 0x10, "IMAGE_HI": 0x14, "OUT_LO": 0x18, "OUT_HI": 0x1C, "LOGITS_LO": 0x20,
-             "LOGITS_HI": 0x24, "TOKEN": 0x28, "N_TOKENS": 0x2C, "FLAGS": 0x30, "EOS": 0x34,
+             "LOGITS_HI": 0x24, "TOKEN": 0x28, "N_TOKENS": 0x2C, "FLAGS": 0x30, "EOS": 0x34, "STATE_LO": 0x38,
+             "STATE_HI": 0x3C,
              "STATUS": 0x40, "TOKENS_DONE": 0x44, "LAST_TOKEN": 0x48, "CYCLES_TOKEN": 0x4C, "CYCLES_RUN": 0x50,
              "BYTES_READ": 0x54, "BYTES_WRITTEN": 0x58, "READ_STALLS": 0x5C, "WRITE_STALLS": 0x60,
              "BUSY_LAYERS": 0x64, "BUSY_HEAD": 0x68, "HASH_LO": 0x6C, "HASH_HI": 0x70, "HIDDEN": 0x74,
              "VOCAB": 0x78, "ID": 0x7C}
-_ARGS = ("IMAGE_LO", "IMAGE_HI", "OUT_LO", "OUT_HI", "LOGITS_LO", "LOGITS_HI", "TOKEN", "N_TOKENS", "FLAGS", "EOS")
+_ARGS = ("IMAGE_LO", "IMAGE_HI", "OUT_LO", "OUT_HI", "LOGITS_LO", "LOGITS_HI", "TOKEN", "N_TOKENS", "FLAGS", "EOS",
+         "STATE_LO", "STATE_HI")
 #: ``STATUS`` error bits.
 ERRORS = {"no_buffers": 0, "bad_magic": 1, "bad_version": 2, "config_mismatch": 3, "checksum": 4,
           "axi_response": 5, "not_loaded": 6, "bad_token": 7, "address_fault": 8}
 LOADED_BIT = 16
 #: ``FLAGS`` bits.
-FLAGS = {"load": 0, "reset_state": 1, "stop_at_eos": 2}
+FLAGS = {"load": 0, "reset_state": 1, "stop_at_eos": 2, "save_state": 3, "restore_state": 4}
 ID_WORD = 0x4E4D4C41  # "NMLA"
 #: Largest vocabulary (a token id and a logit count fit 24 bits).
 MAX_VOCAB = 1 << 24
 
 
 def check_accelerator(*, hidden: int, glu: int, layers: int, vocab: int, lanes: int, data_width: int,
-                      clock_mhz: float) -> None:
+                      clock_mhz: float, read_outstanding: int = 1) -> None:
     """Raise ``TypeError``/``ValueError`` (one line) unless the top can be built with these parameters."""
     check_layer(hidden=hidden, glu=glu, lanes=lanes, clock_mhz=clock_mhz)
     check_data_width(data_width)
+    check_outstanding(read_outstanding)
     for name, v in (("Layer count", layers), ("Vocabulary size", vocab)):
         if not isinstance(v, int) or isinstance(v, bool):
             raise TypeError(f"{name} must be an integer, not {v!r}")
@@ -96,23 +106,26 @@ class Accelerator(wiring.Component):
         Accumulators of every ternary core (divides ``d``, ``2m`` and the vocabulary; at most 16).
     data_width : int
         Width of ``m_axi`` data in bits: 128, 256 or 512.
+    read_outstanding : int
+        Read bursts the ``m_axi`` master keeps in flight (1 to 16).
     clock_mhz : float
         Target clock (the layers' Vivado constraint range applies).
     """
 
     def __init__(self, *, hidden: int, glu: int, layers: int, vocab: int, lanes: int, data_width: int = 128,
-                 clock_mhz: float = 200.0):
+                 read_outstanding: int = 4, clock_mhz: float = 200.0):
         check_accelerator(hidden=hidden, glu=glu, layers=layers, vocab=vocab, lanes=lanes, data_width=data_width,
-                          clock_mhz=clock_mhz)
+                          clock_mhz=clock_mhz, read_outstanding=read_outstanding)
         self.hidden, self.glu, self.layers, self.vocab = hidden, glu, layers, vocab
         self.lanes, self.data_width, self.clock_mhz = lanes, data_width, clock_mhz
+        self.read_outstanding = read_outstanding
         self.load_words = load_words(hidden=hidden, glu=glu, layers=layers, vocab=vocab, lanes=lanes)
         self.emb_stride = emb_stride(hidden)
         self.layer_tops = [NeurocoreTop(hidden=hidden, glu=glu, lanes=lanes, clock_mhz=clock_mhz)
                            for _ in range(layers)]
         self.front = BitLinearFront(fan_in=hidden)
         self.core = TernaryCore(lanes=lanes, fan_in=hidden, out_features=vocab)
-        self.reader = WordReader(data_width=data_width)
+        self.reader = WordReader(data_width=data_width, outstanding=read_outstanding)
         self.writer = WordWriter(data_width=data_width)
         self.axil = AxiLiteRegisters(addr_width=8)
         for unit in (*self.layer_tops, self.front, self.core, self.reader, self.writer, self.axil):
@@ -153,6 +166,7 @@ class Accelerator(wiring.Component):
         args = {n: Signal(32, name=f"arg_{n.lower()}") for n in _ARGS}
         image, out = Cat(args["IMAGE_LO"], args["IMAGE_HI"]), Cat(args["OUT_LO"], args["OUT_HI"])
         logits = Cat(args["LOGITS_LO"], args["LOGITS_HI"])
+        state = Cat(args["STATE_LO"], args["STATE_HI"])
         flags = args["FLAGS"]
         status = Signal(len(ERRORS))
         loaded = Signal()
@@ -192,13 +206,20 @@ class Accelerator(wiring.Component):
             m.d.sync += done.eq(0)
 
         # ---------------------------------------------------------------- layer commands (their CTRL register)
-        cmd_pulse, cmd_data = Signal(), Signal(2)
+        # a one-cycle write to every layer at once (CTRL: start or clear; STATE: rewind the state pointer);
+        # the state is saved by reading one layer's STATE register d times
+        cmd_pulse, cmd_addr, cmd_data = Signal(), Signal(8), Signal(2)
         m.d.sync += cmd_pulse.eq(0)
-        for layer in lt:
-            m.d.comb += [layer.s_axi_control_awaddr.eq(0), layer.s_axi_control_awvalid.eq(cmd_pulse),
+        sv_layer, sv_issue = Signal(range(L)), Signal()
+        for i, layer in enumerate(lt):
+            m.d.comb += [layer.s_axi_control_awaddr.eq(cmd_addr), layer.s_axi_control_awvalid.eq(cmd_pulse),
                          layer.s_axi_control_wdata.eq(cmd_data), layer.s_axi_control_wvalid.eq(cmd_pulse),
                          layer.s_axi_control_wstrb.eq(0xF), layer.s_axi_control_bready.eq(1),
-                         layer.s_axi_control_arvalid.eq(0), layer.s_axi_control_rready.eq(1)]
+                         layer.s_axi_control_araddr.eq(LAYER_REGISTERS["STATE"]),
+                         layer.s_axi_control_arvalid.eq(sv_issue & (sv_layer == i)),
+                         layer.s_axi_control_rready.eq(1)]
+        sv_rvalid = Array(layer.s_axi_control_rvalid for layer in lt)[sv_layer]
+        sv_rdata = Array(layer.s_axi_control_rdata for layer in lt)[sv_layer]
 
         # ---------------------------------------------------------------- counters of the running start
         running = ~idle
@@ -216,7 +237,7 @@ class Accelerator(wiring.Component):
             m.d.sync += counters["BUSY_LAYERS"].eq(counters["BUSY_LAYERS"] + 1)
 
         # ---------------------------------------------------------------- reader routing
-        RD_HDR, RD_LOAD, RD_EMB = 0, 1, 2
+        RD_HDR, RD_LOAD, RD_EMB, RD_STATE = 0, 1, 2, 3
         rd_target = Signal(2)
         word = rd.data.payload
         rd_valid = rd.data.valid
@@ -233,10 +254,12 @@ class Accelerator(wiring.Component):
         ld_take = Signal()
         sel_ready = Signal()
         m.d.comb += sel_ready.eq(1)
+        st_hdr, st_rows = Signal(), Signal()  # restoring h: a layer's frame header (made here), then its d words
         for i, layer in enumerate(lt):
-            sel = (rd_target == RD_LOAD) & ld_in & (ld_unit == i)
-            m.d.comb += [layer.s_axis_load_tdata.eq(word), layer.s_axis_load_tvalid.eq(rd_valid & sel),
-                         layer.s_axis_load_tlast.eq(ld_left == 1)]
+            sel = (((rd_target == RD_LOAD) & ld_in) | st_hdr | st_rows) & (ld_unit == i)
+            m.d.comb += [layer.s_axis_load_tdata.eq(Mux(st_hdr, LOAD_TARGETS["state"] << 24, word)),
+                         layer.s_axis_load_tvalid.eq((rd_valid | st_hdr) & sel),
+                         layer.s_axis_load_tlast.eq(~st_hdr & (ld_left == 1))]
             with m.If(sel):
                 m.d.comb += sel_ready.eq(layer.s_axis_load_tready)
         head_write = Signal()
@@ -275,6 +298,8 @@ class Accelerator(wiring.Component):
                 m.d.comb += [rd.data.ready.eq(sel_ready), ld_take.eq(rd_valid & sel_ready)]
             with m.Case(RD_EMB):
                 m.d.comb += rd.data.ready.eq(l0.s_axis_act_tready & (e_hi | (e_cnt == d - 1)))
+            with m.Case(RD_STATE):
+                m.d.comb += rd.data.ready.eq(st_rows & sel_ready)
 
         # ---------------------------------------------------------------- layer chain → final norm → lm_head
         for a, b in zip(lt, lt[1:]):
@@ -302,8 +327,9 @@ class Accelerator(wiring.Component):
             with m.If((v_idx == 0) | (res.payload > best.as_signed())):
                 m.d.sync += [best.eq(res.payload), best_idx.eq(v_idx)]
         tok_word = Signal()
-        m.d.comb += [wr.data.valid.eq(Mux(tok_word, 1, res.valid & in_run & logits_on)),
-                     wr.data.payload.eq(Mux(tok_word, best_idx, res.payload))]
+        saving, sv_full, sv_word = Signal(), Signal(), Signal(32)
+        m.d.comb += [wr.data.valid.eq(Mux(saving, sv_full, Mux(tok_word, 1, res.valid & in_run & logits_on))),
+                     wr.data.payload.eq(Mux(saving, sv_word, Mux(tok_word, best_idx, res.payload)))]
 
         # ---------------------------------------------------------------- sequence control
         tok, step = Signal(32), Signal(32)
@@ -319,6 +345,11 @@ class Accelerator(wiring.Component):
                                 | (hf["image_bytes"] < hf["load_offset"] + 4 * self.load_words))
         end = Signal(65)
         m.d.comb += end.eq(image + hf["image_bytes"])
+        state_io = flags[FLAGS["save_state"]] | flags[FLAGS["restore_state"]]
+        state_end = Signal(65)
+        m.d.comb += state_end.eq(state + 4 * L * d)
+        sv_cnt, sv_sent = Signal(range(d)), Signal(range(L * d + 1))
+        sv_wait, sv_read_all = Signal(), Signal()
         rq = rd.req.payload
         wq = wr.req.payload
 
@@ -331,9 +362,10 @@ class Accelerator(wiring.Component):
                 m.d.comb += idle.eq(1)
                 with m.If(start):
                     m.d.sync += [status.eq(0), step.eq(0), tok.eq(args["TOKEN"]), *(c.eq(0) for c in counters.values())]
-                    with m.If((image == 0) | (out == 0)):
+                    with m.If((image == 0) | (out == 0) | (state_io & (state == 0))):
                         fail("no_buffers")
-                    with m.Elif((image[:6] != 0) | (out[:2] != 0) | (logits[:2] != 0)):
+                    with m.Elif((image[:6] != 0) | (out[:2] != 0) | (logits[:2] != 0)
+                                | (state_io & ((state[:6] != 0) | state_end[64]))):
                         fail("address_fault")
                     with m.Elif(flags[FLAGS["load"]]):
                         m.d.sync += [loaded.eq(0), hcnt.eq(0)]
@@ -384,21 +416,49 @@ class Accelerator(wiring.Component):
                 with m.If(~loaded):
                     fail("not_loaded")
                 with m.Elif(flags[FLAGS["reset_state"]]):
-                    m.d.sync += [cmd_pulse.eq(1), cmd_data.eq(2), wait.eq(0)]
+                    m.d.sync += [cmd_pulse.eq(1), cmd_addr.eq(LAYER_REGISTERS["CTRL"]), cmd_data.eq(2), wait.eq(0)]
                     m.next = "CLEAR"
                 with m.Else():
-                    m.next = "T_START"
+                    m.next = "RESTORE_REQ"
             with m.State("CLEAR"):
                 m.d.sync += wait.eq(wait + 1)
                 with m.If(wait == d + 8):
+                    m.next = "RESTORE_REQ"
+            # restore h: L * d words from STATE into every layer's load port, each behind a state frame header
+            with m.State("RESTORE_REQ"):
+                m.d.comb += [rd.req.valid.eq(flags[FLAGS["restore_state"]]), rq.addr.eq(state), rq.words.eq(L * d)]
+                with m.If(~flags[FLAGS["restore_state"]]):
+                    m.next = "T_START"
+                with m.Elif(rd.req.ready):
+                    m.d.sync += [rd_target.eq(RD_STATE), ld_unit.eq(0)]
+                    m.next = "RESTORE_HDR"
+            with m.State("RESTORE_HDR"):
+                m.d.comb += st_hdr.eq(1)
+                with m.If(sel_ready):
+                    m.d.sync += ld_left.eq(d)
+                    m.next = "RESTORE"
+            with m.State("RESTORE"):
+                m.d.comb += st_rows.eq(1)
+                with m.If(rd_valid & sel_ready):
+                    m.d.sync += ld_left.eq(ld_left - 1)
+                    with m.If(ld_left == 1):
+                        m.d.sync += ld_unit.eq(ld_unit + 1)
+                        m.next = "RESTORE_HDR"
+                        with m.If(ld_unit == L - 1):
+                            m.next = "RESTORE_END"
+            with m.State("RESTORE_END"):
+                with m.If(status[ERRORS["axi_response"]]):
+                    m.next = "FINISH"
+                with m.Else():
                     m.next = "T_START"
             with m.State("T_START"):
                 with m.If(step == args["N_TOKENS"]):
-                    m.next = "FINISH"
+                    m.next = "SAVE_START"
                 with m.Elif(tok >= V):
                     fail("bad_token")
                 with m.Else():
-                    m.d.sync += [cmd_pulse.eq(1), cmd_data.eq(1), t_cycles.eq(1), layers_busy.eq(1),
+                    m.d.sync += [cmd_pulse.eq(1), cmd_addr.eq(LAYER_REGISTERS["CTRL"]), cmd_data.eq(1),
+                                 t_cycles.eq(1), layers_busy.eq(1),
                                  e_cnt.eq(0), e_hi.eq(0), v_idx.eq(0), j.eq(0)]
                     m.next = "T_READ"
             with m.State("T_READ"):
@@ -432,9 +492,41 @@ class Accelerator(wiring.Component):
                     with m.If(status[ERRORS["axi_response"]]):
                         m.next = "FINISH"
                     with m.Elif(flags[FLAGS["stop_at_eos"]] & (best_idx == args["EOS"])):
-                        m.next = "FINISH"
+                        m.next = "SAVE_START"
                     with m.Else():
                         m.next = "T_START"
+            # save h: rewind every layer's state pointer, then L * d reads of the layers' STATE registers to STATE
+            with m.State("SAVE_START"):
+                with m.If(flags[FLAGS["save_state"]]):
+                    m.d.sync += [cmd_pulse.eq(1), cmd_addr.eq(LAYER_REGISTERS["STATE"]), cmd_data.eq(0),
+                                 sv_layer.eq(0), sv_cnt.eq(0), sv_sent.eq(0), sv_full.eq(0), sv_wait.eq(0),
+                                 sv_read_all.eq(0)]
+                    m.next = "SAVE_REQ"
+                with m.Else():
+                    m.next = "FINISH"
+            with m.State("SAVE_REQ"):
+                m.d.comb += [wr.req.valid.eq(1), wq.addr.eq(state), wq.words.eq(L * d)]
+                with m.If(wr.req.ready):
+                    m.next = "SAVE"
+            with m.State("SAVE"):
+                m.d.comb += [saving.eq(1), sv_issue.eq(~sv_full & ~sv_wait & ~sv_read_all)]
+                with m.If(sv_issue):
+                    m.d.sync += sv_wait.eq(1)
+                with m.If(sv_wait & sv_rvalid):  # the word of layer sv_layer has come: on to the next word
+                    m.d.sync += [sv_word.eq(sv_rdata), sv_full.eq(1), sv_wait.eq(0)]
+                    with m.If(sv_cnt == d - 1):
+                        m.d.sync += [sv_cnt.eq(0), sv_layer.eq(sv_layer + 1)]
+                        with m.If(sv_layer == L - 1):
+                            m.d.sync += sv_read_all.eq(1)
+                    with m.Else():
+                        m.d.sync += sv_cnt.eq(sv_cnt + 1)
+                with m.If(sv_full & wr.data.ready):
+                    m.d.sync += [sv_full.eq(0), sv_sent.eq(sv_sent + 1)]
+                    with m.If(sv_sent == L * d - 1):
+                        m.next = "SAVE_WAIT"
+            with m.State("SAVE_WAIT"):
+                with m.If(wr.req.ready):  # the writer is idle again: the last response has come
+                    m.next = "FINISH"
             with m.State("FINISH"):
                 m.d.sync += [done.eq(1), isr.eq(isr | ier)]
                 m.next = "IDLE"

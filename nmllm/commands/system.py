@@ -103,7 +103,8 @@ def _run_compile(args) -> int:
 def write_memory_images(checkpoint_dir, out_dir, lanes: int = 8) -> list[Path]:
     """Write ``layerNN.load.json`` per layer of a checkpoint: the ``s_axis_load`` frames (32-bit words,
     header first) that load that layer into the RTL layer top (:class:`hw.neurocore_top.NeurocoreTop`
-    with ``lanes`` lanes). Needs trained weights, so only a checkpoint directory has images."""
+    with ``lanes`` lanes), and ``accelerator.nmla``, the whole model's memory image for the accelerator
+    (:func:`hw.accelerator.image.write_image`). Needs trained weights, so only a checkpoint directory has images."""
     from hw.neurocore_top import layer_load_frames
     from models.mmfree.checkpoint import load_checkpoint
     from models.program.integer_program import IntegerProgram
@@ -123,6 +124,9 @@ def write_memory_images(checkpoint_dir, out_dir, lanes: int = 8) -> list[Path]:
         path = out / f"layer{li:02d}.load.json"
         path.write_text(json.dumps({"layer": li, "lanes": lanes, "frames": layer_load_frames(layer, lanes)}))
         paths.append(path)
+    from hw.accelerator.image import write_image
+
+    paths.append(write_image(program, lanes, out / "accelerator.nmla"))
     return paths
 
 
@@ -244,7 +248,8 @@ def register(subparsers) -> None:
     c.add_argument("--token", type=int, default=None, help="token id whose embedding row is read (default: vocab/2)")
     c.add_argument("--out", default="build/mapping.json", help="mapping file (.json or .json.gz; default build/mapping.json)")
     c.add_argument("--images", default=None, help="also write per-layer memory images (s_axis_load frames) of a "
-                                                  "checkpoint for the RTL layer top into this folder")
+                                                  "checkpoint for the RTL layer top, and the accelerator's "
+                                                  "memory image (accelerator.nmla), into this folder")
     c.add_argument("--lanes", type=int, default=8, help="lanes of the RTL layer top the images are for (default 8)")
     c.add_argument("--sanafe", default=None, metavar="DIR",
                    help="also write one stage of a checkpoint's mapping as a SANA-FE architecture and network "
