@@ -1040,6 +1040,93 @@ def summarize_article0(root: Path) -> str:
                   + _table(["target", "512 tokens", "2,048 tokens"], kv))
 
 
+STUDY = "docs/summarize/study_200.json"
+
+
+def summarize_study(root: Path) -> str:
+    """docs/summarize.md: the 200-article study: quality and cost per summary on every hardware, from ``STUDY``."""
+    from experiments.summarize_study import study_rows
+
+    s = _json(root, STUDY)
+    head, rows = study_rows(s)
+    w, gpu = s["cpu_power"], s["edge_gpu"]
+    loads = ", ".join(f"load average {r['load_average'][0]:g} at the end of the {r['system']} run"
+                      for r in s["rows"] if r["how"] == "measured")
+    return (_table(head, rows) + "\n"
+            f"Quality: ROUGE of the committed greedy decodes ({', '.join(f'`{r}`' for r in s['records'])}), "
+            f"{s['settings']['max_article_tokens']}-token articles, at most {s['settings']['max_new_tokens']} new "
+            f"tokens. Neuromorphic rows: the converted model's per-site events are {s['events']['source']}; each "
+            f"article is costed at its own prompt length and {s['new_tokens_costed']} generated tokens (the run's mean, "
+            f"{_f(s['generated_tokens']['converted'])} / {s['n_articles']}; per-article counts were not kept), the "
+            f"figures are means over the articles. CPU rows: PyTorch on one core of this machine "
+            f"({loads}); "
+            f"tokens/s is decode wall time on the shared machine, energy is the process's CPU time x {w['w']:g} W "
+            f"({w['why']}). Edge GPU: {gpu['source']}; {gpu['assumptions']}.\n")
+
+
+def summarize_worst(root: Path) -> str:
+    """docs/summarize.md: the articles the conversion hurts most and the spike errors measured on them."""
+    from experiments.summarize_study import error_contrast, worst_rows
+
+    s = _json(root, STUDY)
+    a = s["articles"]
+    worse = sum(x["delta_rouge1"] < 0 for x in a)
+    loops = {v: sum(x["repeats"][v] >= 4 for x in a) for v in ("dense", "converted")}
+    out = (f"Per article (ROUGE-1 of the converted summary minus the dense one's): {worse} of {len(a)} articles lose, "
+           f"{sum(x['delta_rouge1'] > 0 for x in a)} gain; {sum(x['same_summary'] for x in a)} summaries are identical. "
+           f"Summaries with a word 3-gram repeated 4 or more times (a loop): {loops['dense']} dense, "
+           f"{loops['converted']} converted. The five largest losses:\n\n")
+    head, rows = worst_rows(s)
+    out += _table(head, rows)
+    c = error_contrast(s)
+    if c:
+        e = s["errors"]["settings"]
+        out += (f"\nSpike errors measured on these articles (`summarize-study errors`, {e['coding']} T={e['timesteps']}, "
+                f"{e['thresholds']} thresholds, on the prompt followed by the dense summary: each site fed the dense "
+                f"model's inputs, and the whole model end to end) against {len(c['contrast']['articles'])} articles "
+                f"whose ROUGE-1 barely moved ({', '.join(map(str, c['contrast']['articles']))}): mean logits KL "
+                f"{c['worst']['kl']:.3f} (worst) vs {c['contrast']['kl']:.3f}; local SNR lower on the worst articles by "
+                + ", ".join(f"{d:.2f} dB at {site}" for site, d in c["site_gap_db"][:4])
+                + "; hidden-state SNR lower by " + ", ".join(f"{d:.2f} dB after layer {i}" for i, d in c["layer_gap_db"][:3])
+                + f". Over these {len(s['errors']['articles'])} articles the logits KL and the ROUGE-1 change correlate "
+                  f"at r = {c['kl_vs_delta_r']:.2f} (Pearson). Read it as a tendency: the groups overlap (")
+        site, r = c["site_gap_db"][0][0], c["site_range_db"][c["site_gap_db"][0][0]]
+        weak, count = c["weakest_site"]
+        out += (f"{site}: {r['worst'][0]:.1f}-{r['worst'][1]:.1f} dB on the worst, {r['contrast'][0]:.1f}-"
+                f"{r['contrast'][1]:.1f} dB on the others), and {weak} is the site of lowest local SNR on {count} of "
+                f"the {len(s['errors']['articles'])} articles, the worst and the others alike: a weak site everywhere, "
+                f"not what sets the worst articles apart. The errors are measured on the dense summary's tokens; the "
+                f"converted model's own greedy path leaves that path at its first different token (none of the "
+                f"{len(a)} converted summaries equals the dense one), so they describe the conversion's error on the "
+                f"dense path, not on its own summary.\n")
+    if "corpus_errors" in s:
+        k = s["corpus_errors"]
+        out += (f"\nFor contrast, the WikiText-2 error analysis (`{k['source']}`, {k['coding']} T={k['t']}, {k['thresholds']} "
+                f"thresholds, another coding) ranks as most sensitive: "
+                + ", ".join(f"{site} ({v:.3g})" for site, v in k["most_sensitive"][:5]) + " (KL when only that site is coded).\n")
+    return out
+
+
+def summarize_readme(root: Path) -> str:
+    """README: the study in one table: how much quality, how much energy, on which hardware."""
+    s = _json(root, STUDY)
+    rows = []
+    for r in s["rows"]:
+        if "not_mapped" in r:
+            rows.append([r["system"], r["hardware"], "", "", f"not mapped: {r['not_mapped'].split(':')[0]}"])
+            continue
+        g = r.get("rouge")
+        q = (f"{g['rouge1']:.2f}" + (f" ({g['articles']} articles; dense on them: "
+                                     f"{r['dense_rouge_same_articles']['rouge1']:.2f})" if g["articles"] != s["n_articles"] else "")
+             if g else r.get("rouge_why", ""))
+        rows.append([r["system"], r["hardware"], q,
+                     _g(r["j_per_summary"]), {"measured": "measured time x stated W/core", "modelled":
+                                              "modelled from measured events", "roofline": "roofline, cited specs"}[r["how"]]])
+    return (f"SmolLM2-135M summarising the first {s['n_articles']} CNN/DailyMail test articles (ROUGE-1 measured; "
+            f"[docs/summarize.md](docs/summarize.md), `{STUDY}`):\n\n"
+            + _table(["model", "hardware", "ROUGE-1", "J per summary", "energy is"], rows))
+
+
 def _rtl_passed(root: Path) -> dict:
     """``{(unit, config): {"vectors": (verilator, icarus), "cycles": (verilator, icarus)}}`` of the RTL bench's
     passing runs (``bench/results/rtl_sim.json``: records exist only for runs that passed on both simulators)."""
@@ -1156,6 +1243,9 @@ REGIONS = {
     "rtl-units": rtl_units,
     "spike-attention-rtl": spike_attention_rtl,
     "summarize-article0": summarize_article0,
+    "summarize-study": summarize_study,
+    "summarize-worst": summarize_worst,
+    "summarize-readme": summarize_readme,
 }
 
 #: Pages generated whole (relative path -> function of the repository root).

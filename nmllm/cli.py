@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "experiments.pruning_sweep",
     "experiments.decode",
     "experiments.summarize",
+    "experiments.summarize_study",
     "experiments.sweep",
     "experiments.ablation",
     "experiments.scaling",
