@@ -1198,8 +1198,77 @@ def accelerator_runs(root: Path) -> str:
 
 
 #: Region name -> function of the repository root returning the region's Markdown.
+def _sparsity(root: Path) -> tuple[dict, dict]:
+    """The sparsity study's record and its ``none`` row (``docs/sparsity/sparsity.json``)."""
+    rec = _json(root, "docs/sparsity/sparsity.json")
+    return rec, next(r for r in rec["rows"] if r["lever"] == "none")
+
+
+def sparsity_study(root: Path) -> str:
+    """docs/sparsity.md: every point of the study (``docs/sparsity/sparsity.json``)."""
+    rec, base = _sparsity(root)
+    ops0 = base["events_per_token"]["synaptic_ops"]
+    rows = []
+    for r in rec["rows"]:
+        ev, d, s = r["events_per_token"], r["input_density"], r["system"]
+        level = "–" if r["lever"] == "none" else (f"{r['level']:g} of fan-in" if r["lever"] == "topk" else f"{r['level']:g}")
+        rows.append([r["lever"], level, f"{r['token_ppl']:.1f}",
+                     " / ".join(f"{100 * d[k]:.0f}" for k in ("ifg", "o", "gate", "down", "lm_head")),
+                     _m(ev["synaptic_ops"]), f"{ops0 / ev['synaptic_ops']:.2f}x", _f(ev["bit_spikes"]),
+                     *(f"{s[p]['dynamic_energy_per_token_j'] * 1e6:.1f} / {s[p]['static_energy_per_token_j'] * 1e6:.1f}"
+                       for p in rec["presets"]),
+                     f"{s['loihi2-estimate']['token_latency_s'] * 1e3:.2f}" if "loihi2-estimate" in s else "–"])
+    return _table(["lever", "level", "ppl", "input density % (ifg / o / gate / down / lm_head)", "synaptic ops / token",
+                   "fewer ops", "bit spikes / token", *(f"{p} µJ dynamic / static" for p in rec["presets"]),
+                   "loihi2-estimate ms / token"], rows)
+
+
+def sparsity_finetune(root: Path) -> str:
+    """docs/sparsity.md: the fine-tuned variants (``docs/sparsity/finetune_*/sparsity.json``) beside the bundled model."""
+    rec, base = _sparsity(root)
+    ops0, ppl0 = base["events_per_token"]["synaptic_ops"], base["token_ppl"]
+    rows = [["bundled (no fine-tuning)", "–", f"{ppl0:.1f}", _m(ops0), "1.00x",
+             f"{base['system']['loihi2-estimate']['dynamic_energy_per_token_j'] * 1e6:.1f}"]]
+    for path in sorted((root / "docs" / "sparsity").glob("finetune_*/sparsity.json")):
+        ft = json.loads(path.read_text())
+        steps = ft["training"]["steps"]
+        for r in ft["rows"]:
+            point = "–" if r["lever"] == "none" else f"{r['lever']} {r['level']:g}"
+            ops = r["events_per_token"]["synaptic_ops"]
+            rows.append([f"{path.parent.name.removeprefix('finetune_')} (+{steps} steps)", point, f"{r['token_ppl']:.1f}",
+                         _m(ops), f"{ops0 / ops:.2f}x",
+                         f"{r['system']['loihi2-estimate']['dynamic_energy_per_token_j'] * 1e6:.1f}"])
+    return _table(["model", "input sparsity", "ppl", "synaptic ops / token", "fewer ops than bundled",
+                   "loihi2-estimate µJ dynamic / token"], rows)
+
+
+def sparsity_finding(root: Path) -> str:
+    """docs/sparsity.md (and the README): the best point within 5 % of the dense perplexity, in two sentences."""
+    rec, base = _sparsity(root)
+    ops0, ppl0 = base["events_per_token"]["synaptic_ops"], base["token_ppl"]
+    ok = [r for r in rec["rows"] if r["token_ppl"] <= 1.05 * ppl0]
+    best = max(ok, key=lambda r: ops0 / r["events_per_token"]["synaptic_ops"])
+    two = [r for r in rec["rows"] if ops0 / r["events_per_token"]["synaptic_ops"] >= 2]
+    cheapest = min(two, key=lambda r: r["token_ppl"]) if two else None
+    name = lambda r: f"{r['lever']} {r['level']:g}"  # noqa: E731
+    text = (f"Training-free input sparsity on the bundled model ({rec['data']['perplexity']}): within 5 % of the dense "
+            f"integer program's perplexity ({ppl0:.1f}) the best lever is {name(best)}, "
+            f"{ops0 / best['events_per_token']['synaptic_ops']:.2f}x fewer synaptic ops per token at perplexity "
+            f"{best['token_ppl']:.1f}.")
+    if cheapest is None:
+        text += " No training-free point reaches 2x fewer synaptic ops."
+    else:
+        text += (f" Halving the synaptic ops costs perplexity: the best point with at least 2x fewer is "
+                 f"{name(cheapest)} at {cheapest['token_ppl']:.1f} ({cheapest['token_ppl'] / ppl0 - 1:+.0%}).")
+    return text + "\n"
+
+
+#: Region name -> function of the repository root returning the region's Markdown.
 REGIONS = {
     "headline": headline,
+    "sparsity-study": sparsity_study,
+    "sparsity-finding": sparsity_finding,
+    "sparsity-finetune": sparsity_finetune,
     "bundled-perplexity": bundled_perplexity,
     "mixers": mixers,
     "pruning-summary": pruning_summary,

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "nmllm.commands.rtl_sim",
     "nmllm.commands.generate",
     "nmllm.commands.checkpoint",
+    "nmllm.commands.sparsity",
     "experiments.spike_study",
     "experiments.pruning_sweep",
     "experiments.decode",

@@ -41,6 +41,10 @@ _SUPPORTED_ATTN_MODES = ("fused_recurrent",)
 #: Token mixers: the upstream MLGRU, or this project's spike-based linear attention.
 TOKEN_MIXERS = ("mlgru", "spike_attention")
 _SUPPORTED_ACTS = ("swish", "silu")
+#: Non-linearities of the GLU gate (:attr:`MMFreeConfig.glu_activation`).
+GLU_ACTIVATIONS = ("silu", "relu", "relu2")
+#: This project's sparsity options and the value that means off (then they stay out of ``config.json``).
+_UNSET_WHEN = {"input_sparsity": None, "glu_activation": "silu", "weight_zero_threshold": None}
 
 
 @dataclass
@@ -94,6 +98,17 @@ class MMFreeConfig:
     spike_decay_shifts : list of int or None
         Per-head decay shifts of the spike attention state (decay ``1 - 2**-s``); None spreads them over
         2..8.
+    input_sparsity : dict or None
+        Sparsity of the BitLinear input codes per projection kind, ``{kind: {"threshold": t, "topk": k}}``
+        (the number-format spec's rule, :func:`models.program.numformat.check_input_sparsity`), applied by the
+        float view and exported to the integer program. Not an upstream field; written only when set.
+    glu_activation : str
+        The GLU's gate non-linearity: ``"silu"`` (upstream), or ``"relu"`` / ``"relu2"`` (ReLU, squared ReLU: zero
+        for every negative gate, so ``down``'s inputs are sparse). Not an upstream field; written only when not SiLU.
+    weight_zero_threshold : float or None
+        Absmean ternarisation with a wider zero band: a weight is 0 when ``|w| <= t * mean|W|`` (None: the
+        upstream ``round(w / mean|W|)``, i.e. ``t = 0.5``); more zero weights, fewer synaptic ops. Not an
+        upstream field; written only when set.
     extra : dict
         Unknown fields found in a loaded ``config.json`` (for example ``transformers_version``); kept
         so that a save writes them back.
@@ -124,6 +139,9 @@ class MMFreeConfig:
     token_mixer: str = "mlgru"
     spike_timesteps: int = 4
     spike_decay_shifts: Optional[list] = None
+    input_sparsity: Optional[dict] = None
+    glu_activation: str = "silu"
+    weight_zero_threshold: Optional[float] = None
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +161,11 @@ class MMFreeConfig:
         ratio = 4 if self.hidden_ratio is None else self.hidden_ratio
         size = int(self.hidden_size * ratio * 2 / 3)
         return 256 * ((size + 256 - 1) // 256)
+
+    def kind_fan_ins(self) -> dict[str, int]:
+        """Fan-in of each projection kind of the input-sparsity settings."""
+        d = self.hidden_size
+        return {"ifg": d, "o": self.input_dim, "gate": d, "down": self.mlp_intermediate_size, "lm_head": d}
 
     def num_parameters(self) -> int:
         """Total parameter count (tied embeddings counted once)."""
@@ -183,6 +206,15 @@ class MMFreeConfig:
                 check_decay_shifts(self.spike_decay_shifts, self.num_heads)
             if self.use_lower_bound:
                 raise ValueError("token_mixer='spike_attention' has no forget gate: set use_lower_bound=False")
+        if self.input_sparsity is not None:
+            from models.program.numformat import check_input_sparsity
+            check_input_sparsity(self.input_sparsity, self.kind_fan_ins())
+        if self.glu_activation not in GLU_ACTIVATIONS:
+            raise ValueError(f"glu_activation must be one of {GLU_ACTIVATIONS}, got {self.glu_activation!r}")
+        t = self.weight_zero_threshold
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1.5):
+            raise ValueError(f"weight_zero_threshold must be a number in (0, 1.5) (0.5 is the upstream rounding) or "
+                             f"None, got {t!r}")
         if self.hidden_act not in _SUPPORTED_ACTS:
             raise ValueError(f"hidden_act must be one of {_SUPPORTED_ACTS}, got {self.hidden_act!r}")
         if self.use_lower_bound and self.expand_ratio != 1:
@@ -207,6 +239,8 @@ class MMFreeConfig:
         for f in dataclasses.fields(self):
             if f.name in _PROJECT_FIELDS and self.token_mixer == "mlgru":
                 continue      # an upstream model's config.json stays upstream
+            if f.name in _UNSET_WHEN and getattr(self, f.name) == _UNSET_WHEN[f.name]:
+                continue      # this project's options, left out of config.json while off
             if f.name != "extra":
                 d[f.name] = getattr(self, f.name)
         d.update(_EXTRA_JSON)

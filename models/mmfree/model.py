@@ -19,7 +19,8 @@ MLGRU token mixer (``HGRNBitAttention``)
     from one parameter ``P = model.lower_bounds`` of shape (layers, hidden): ``p = softmax(P, 0)``,
     ``lb = cumsum(p, 0) - p[0]`` (so ``lb[0] = 0``).
 GLU channel mixer (``HGRNBitMLP``)
-    ``[g, u] = W_gate x`` (split in halves), ``out = W_down(SiLU(g) * u)``.
+    ``[g, u] = W_gate x`` (split in halves), ``out = W_down(SiLU(g) * u)`` (this project's option
+    ``config.glu_activation``: ReLU or ReLU² in place of SiLU).
 Block
     ``r = x + MLGRU(attn_norm(x))``, ``out = r + GLU(mlp_norm(r))``.
 Model
@@ -42,6 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.mmfree.config import MMFreeConfig
+from models.program.numformat import sparsify_codes, sparsity_kind
 from models.program.spike_attention import exact_attention, parallel_attention, spike_counts
 
 #: eps of the RMSNorm fused into every BitLinear (upstream's fused kernel default, whatever the config).
@@ -65,23 +67,30 @@ def act_quant(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale
 
 
-def weight_quant(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def weight_quant(w: torch.Tensor, zero_threshold: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Absmean ternary quantisation per tensor: returns codes in {-1, 0, 1} (float dtype) and the
-    scalar scale ``1 / max(mean|W|, 1e-5)``. ``W ≈ codes / scale``."""
+    scalar scale ``1 / max(mean|W|, 1e-5)``. ``W ≈ codes / scale``. ``zero_threshold`` ``t`` zeroes
+    ``|w| <= t * mean|W|`` instead of rounding (``config.weight_zero_threshold``)."""
     scale = 1.0 / w.abs().mean().clamp(min=QUANT_EPS)
-    q = torch.round(w * scale).clamp(-1, 1)
+    if zero_threshold is None:
+        q = torch.round(w * scale).clamp(-1, 1)
+    else:
+        q = torch.sign(w) * ((w * scale).abs() > zero_threshold).to(w.dtype)
     return q, scale
 
 
-def act_fake_quant(x: torch.Tensor) -> torch.Tensor:
-    """``codes / scale`` of :func:`act_quant` (the value the float view computes with)."""
+def act_fake_quant(x: torch.Tensor, sparsity: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """``codes / scale`` of :func:`act_quant` (the value the float view computes with), the codes with the
+    spec's input ``sparsity`` ``(threshold, topk)`` applied (:func:`models.program.numformat.sparsify_codes`)."""
     q, s = act_quant(x)
+    if sparsity != (0, 0):
+        q = sparsify_codes(q, *sparsity)
     return q / s
 
 
-def weight_fake_quant(w: torch.Tensor) -> torch.Tensor:
+def weight_fake_quant(w: torch.Tensor, zero_threshold: Optional[float] = None) -> torch.Tensor:
     """``codes / scale`` of :func:`weight_quant`."""
-    q, s = weight_quant(w)
+    q, s = weight_quant(w, zero_threshold)
     return q / s
 
 
@@ -110,6 +119,10 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
 def silu(x: torch.Tensor) -> torch.Tensor:
     """SiLU / swish ``x * sigmoid(x)``."""
     return F.silu(x)
+
+
+#: The GLU gate non-linearities (``config.glu_activation``).
+GLU_ACTS = {"silu": silu, "relu": F.relu, "relu2": lambda x: F.relu(x).square()}
 
 
 # ---------------------------------------------------------------------------- recurrence
@@ -177,6 +190,14 @@ class BitLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.norm = RMSNorm(in_features, eps=BITLINEAR_NORM_EPS)
         self.quantize = True
+        #: the input-code sparsity ``(threshold, topk)`` of the spec (``(0, 0)``: off)
+        self.sparsity = (0, 0)
+        #: the weight quantiser's zero band (``config.weight_zero_threshold``; None: rounding)
+        self.zero_threshold: Optional[float] = None
+        #: when True, :attr:`code_l1` holds the last forward's mean ``|y| / max|y|`` (the input codes' mean
+        #: magnitude / 127, differentiable): the activation-sparsity penalty of training
+        self.track_l1 = False
+        self.code_l1: Optional[torch.Tensor] = None
         self._wq_cache: Optional[tuple[tuple, torch.Tensor]] = None
 
     def quantized_weight(self) -> torch.Tensor:
@@ -184,17 +205,19 @@ class BitLinear(nn.Module):
         (token-by-token decoding would otherwise re-quantise every matrix for every token)."""
         w = self.weight
         if torch.is_grad_enabled() and w.requires_grad:
-            return ste(w, weight_fake_quant)
-        key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape))
+            return ste(w, lambda v: weight_fake_quant(v, self.zero_threshold))
+        key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape), self.zero_threshold)
         if self._wq_cache is None or self._wq_cache[0] != key:
-            self._wq_cache = (key, weight_fake_quant(w.detach()))
+            self._wq_cache = (key, weight_fake_quant(w.detach(), self.zero_threshold))
         return self._wq_cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         y = self.norm(x)
         w = self.weight
+        if self.track_l1:
+            self.code_l1 = (y.abs().mean(-1) / y.abs().amax(-1).clamp(min=QUANT_EPS)).mean()
         if self.quantize:
-            y = ste(y, act_fake_quant)
+            y = ste(y, lambda v: act_fake_quant(v, self.sparsity))
             w = self.quantized_weight()
         return F.linear(y, w)
 
@@ -300,10 +323,11 @@ class GLU(nn.Module):
         self.intermediate_size = m
         self.gate_proj = BitLinear(config.hidden_size, 2 * m)
         self.down_proj = BitLinear(m, config.hidden_size)
+        self.act = GLU_ACTS[config.glu_activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         g, u = self.gate_proj(x).chunk(2, dim=-1)
-        return self.down_proj(silu(g) * u)
+        return self.down_proj(self.act(g) * u)
 
 
 class Block(nn.Module):
@@ -382,6 +406,11 @@ class MMFreeForCausalLM(nn.Module):
         self.lm_head = BitLinear(config.hidden_size, config.vocab_size)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embeddings.weight
+        settings = config.input_sparsity or {}
+        for name, m in self.named_bitlinears():
+            knobs = settings.get(sparsity_kind(name.rsplit(".", 1)[-1]), {})
+            m.sparsity = (knobs.get("threshold", 0), knobs.get("topk", 0))
+            m.zero_threshold = config.weight_zero_threshold
         if init:
             self.reset_parameters()
 

@@ -14,7 +14,15 @@ The YAML config has four sections (see ``models/configs/*.yaml``)::
     tokenizer:  {vocab_size: 4096, max_bytes: null}          # BPE trained on the corpus, once per run
     data:       {root: null, val_fraction: 0.01, max_bytes: null}
     train:      {batch_size, seq_len, max_steps, lr, min_lr_ratio, warmup_steps, weight_decay,
-                 beta1, beta2, grad_clip, eval_every, eval_batches, ckpt_every, log_every, threads}
+                 beta1, beta2, grad_clip, eval_every, eval_batches, ckpt_every, log_every, threads,
+                 init_from, act_l1}
+
+Fine-tuning: ``train.init_from`` (or ``--init-from``) starts from a checkpoint's weights and tokenizer
+instead of the initialisation (the model section must give the same shapes, plus any sparsity option of
+:class:`~models.mmfree.config.MMFreeConfig`: ``glu_activation``, ``weight_zero_threshold``,
+``input_sparsity``); ``train.act_l1`` adds ``act_l1`` times the mean over BitLinears of ``mean|y| / max|y|``
+of their normed inputs (the input codes' mean magnitude over 127) to the loss: an activation-sparsity
+penalty (the logged ``loss`` stays the cross-entropy, ``code_l1`` the penalty).
 
 What a run does, in ``--out``:
 
@@ -63,7 +71,7 @@ from models.text.tokenizer import (EOS_ID, check_matches_config, load_tokenizer,
 TRAIN_DEFAULTS: dict[str, Any] = dict(
     batch_size=16, seq_len=256, max_steps=1000, lr=3e-3, min_lr_ratio=0.1, warmup_steps=100,
     weight_decay=0.05, beta1=0.9, beta2=0.95, grad_clip=1.0, eval_every=200, eval_batches=8,
-    ckpt_every=200, log_every=1, threads=2, keep_checkpoints=2,
+    ckpt_every=200, log_every=1, threads=2, keep_checkpoints=2, init_from=None, act_l1=0.0,
 )
 DATA_DEFAULTS: dict[str, Any] = dict(root=None, val_fraction=0.01, max_bytes=None)
 TOKENIZER_DEFAULTS: dict[str, Any] = dict(vocab_size=None, max_bytes=None)
@@ -125,7 +133,7 @@ def _check_setting(path, key: str, value: Any, default: Any) -> None:
     setting, a folder for ``data.root``, else a count (an integer >= 1; ``train.warmup_steps`` may be 0)."""
     if value is None and default is None:
         return
-    if key == "data.root":
+    if key in ("data.root", "train.init_from"):
         ok, want = isinstance(value, str), "a folder path"
     elif isinstance(default, float):
         ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
@@ -190,6 +198,9 @@ class Trainer:
         """Tokenizer (trained once) and token cache (tokenized once)."""
         files = corpus_files(data_root(self.cfg["data"]["root"]))
         tok_path = self.out / "tokenizer.json"
+        init = self.t["init_from"]
+        if not tok_path.exists() and init is not None:  # fine-tuning keeps the checkpoint's tokenizer
+            save_tokenizer(load_tokenizer(Path(init)), tok_path)
         if tok_path.exists():
             tok = load_tokenizer(tok_path)
         else:
@@ -212,6 +223,8 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         self.model = MMFreeForCausalLM(self.mconf)
+        if self.t["init_from"] is not None:
+            self._init_from(Path(self.t["init_from"]))
         self.model.train()
         t = self.t
         self.opt = torch.optim.AdamW(param_groups(self.model, t["weight_decay"]), lr=t["lr"],
@@ -221,6 +234,13 @@ class Trainer:
         self.rng = np.random.default_rng(seed)
         self.step = 0
         self.tokens_seen = 0
+
+    def _init_from(self, src: Path) -> None:
+        """Start from the weights of checkpoint ``src`` (fine-tuning): same shapes, this config's options."""
+        sd = load_state_dict(src, self.mconf)
+        if self.mconf.tie_word_embeddings:
+            sd["lm_head.weight"] = sd["model.embeddings.weight"]
+        self.model.load_state_dict(sd, strict=True)
 
     # -------------------------------------------------------------- checkpoints
     def _latest(self) -> Optional[Path]:
@@ -324,7 +344,18 @@ class Trainer:
         t = self.t
         batch = self.train_data.sample(self.rng, t["batch_size"], t["seq_len"])
         lr = self.opt.param_groups[0]["lr"]
+        lam = float(t["act_l1"])
+        layers = [m for _, m in self.model.named_bitlinears()] if lam else []
+        for m in layers:
+            m.track_l1 = True
         loss = self.loss_on(batch)
+        rec = {}
+        if layers:
+            penalty = sum(m.code_l1 for m in layers) / len(layers)
+            rec["code_l1"] = float(penalty.detach())
+            for m in layers:
+                m.track_l1, m.code_l1 = False, None
+            ce, loss = loss, loss + lam * penalty
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t["grad_clip"])
@@ -332,8 +363,8 @@ class Trainer:
         self.sched.step()
         self.step += 1
         self.tokens_seen += batch.shape[0] * (batch.shape[1] - 1)
-        return {"step": self.step, "loss": float(loss.detach()), "lr": lr, "grad_norm": float(gnorm),
-                "tokens": self.tokens_seen}
+        return {"step": self.step, "loss": float((ce if layers else loss).detach()), "lr": lr, "grad_norm": float(gnorm),
+                "tokens": self.tokens_seen, **rec}
 
     def run(self, resume: bool = False) -> dict:
         """Train to ``max_steps``; returns a summary (final loss, last val loss, steps, wall time)."""

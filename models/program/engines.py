@@ -19,7 +19,7 @@ import torch
 
 from models.program import numformat as nf
 
-__all__ = ["ENGINES", "logits_fn"]
+__all__ = ["ENGINES", "logits_fn", "program_logits_fn"]
 
 ENGINES = ("float", "fp32", "integer", "golden")
 
@@ -32,10 +32,16 @@ def logits_fn(model, engine: str) -> Callable[[torch.Tensor], torch.Tensor]:
         model.eval().set_quantize(engine == "float")
         return lambda ids: model(ids)
     from models.program.integer_program import IntegerProgram
-    program = IntegerProgram.from_model(model)
+    return program_logits_fn(IntegerProgram.from_model(model), engine)
+
+
+def program_logits_fn(program, engine: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ``integer`` or ``golden`` engine of an :class:`~models.program.integer_program.IntegerProgram`."""
     if engine == "integer":
         from models.program.integer_view import IntegerView
         return IntegerView(program).logits_float
+    if engine != "golden":
+        raise ValueError(f"an integer program runs on the integer or golden engine, not {engine!r}")
     from models.program.golden import GoldenModel
     golden = GoldenModel(program)
 

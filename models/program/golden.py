@@ -123,8 +123,44 @@ DYNAMIC_COUNTS = ("input_events", "synaptic_ops", "weight_bytes_read", "bit_spik
 
 
 @numba.njit(cache=True, nogil=True)
-def _quantise(u, gain, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, x, q, ev):
-    """The front end of one BitLinear: absmax int8 codes ``x`` of ``u * gain``, their bit planes ``q``
+def _sparsify(x, threshold, topk, hist):
+    """The spec's input sparsity (:func:`models.program.numformat.sparsify_codes`) on codes ``x`` in place, by a
+    magnitude histogram ``hist`` (scratch, 129 entries): codes below ``threshold`` zeroed, then all but the
+    ``topk`` largest magnitudes, ties kept in index order (``topk`` 0: off)."""
+    n = x.shape[0]
+    if threshold > 1:
+        for j in range(n):
+            a = -x[j] if x[j] < 0 else x[j]
+            if a < threshold:
+                x[j] = 0
+    if topk <= 0 or topk >= n:
+        return
+    hist[:] = 0
+    for j in range(n):
+        hist[-x[j] if x[j] < 0 else x[j]] += 1
+    above = 0  # codes of magnitude above ``cut``
+    cut = hist.shape[0] - 1
+    while cut > 0 and above + hist[cut] < topk:
+        above += hist[cut]
+        cut -= 1
+    if cut == 0:
+        return  # fewer than topk non-zero codes
+    ties = topk - above  # codes of magnitude ``cut`` kept, the first ones by index
+    for j in range(n):
+        a = -x[j] if x[j] < 0 else x[j]
+        if a < cut:
+            x[j] = 0
+        elif a == cut:
+            if ties > 0:
+                ties -= 1
+            else:
+                x[j] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantise(u, gain, row_nnz, fan_out, mult_s, shift_s, ss, k, sparsity, xq, x, q, ev):
+    """The front end of one BitLinear: absmax int8 codes ``x`` of ``u * gain`` (with the input ``sparsity``
+    ``(threshold, topk)`` of the spec applied, ``xq`` its scratch), their bit planes ``q``
     (:func:`models.program.bitsliced.planes`) and the per-token scale. Returns ``(live, sum of u + 128,
     multiplier, shift)``; ``live`` is False for an all-zero input (every output 0). The counts come from the
     codes and the weights' per-input non-zero counts: ``ev`` += the counts of :data:`DYNAMIC_COUNTS`
@@ -148,6 +184,7 @@ def _quantise(u, gain, row_nnz, fan_out, mult_s, shift_s, ss, k, xq, x, q, ev):
     recip = ((np.int64(nf.QUANT_MAX) << sq) + (mk >> 1)) // mk
     for j in range(n):
         x[j] = _sat(_rshift(_rshift(xq[j], kz) * recip, sq), nf.ACT_BITS)
+    _sparsify(x, sparsity[0], sparsity[1], xq[:129])
     events = 0
     synops = 0
     bits = 0
@@ -215,9 +252,18 @@ def _mlgru_cell(yi, yf, yg, lb, g_norm_gain, h, v):
 
 
 @numba.njit(cache=True, nogil=True)
-def _glu(gu, m, v):
+def _glu(gu, m, v, act):
+    """``v = act(g) * u`` of the gate projection's halves; ``act`` indexes ``numformat.GLU_ACTIVATIONS``
+    (0 SiLU, 1 ReLU, 2 ReLU²)."""
     for j in range(m):
-        v[j] = _sat(_rshift(_silu(gu[j]) * gu[m + j], nf.OUT_FRAC), nf.RESID_BITS)
+        g = gu[j]
+        if act == 0:
+            a = _silu(g)
+        else:
+            a = g if g > 0 else np.int64(0)
+            if act == 2:
+                a = _sat(_rshift(a * a, nf.OUT_FRAC), nf.RESID_BITS)
+        v[j] = _sat(_rshift(a * gu[m + j], nf.OUT_FRAC), nf.RESID_BITS)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -228,21 +274,23 @@ def _residual_add(x, y):
 
 _Store = namedtuple("_Store", "plus zero rowsum row_nnz gain meta out xq x q acc")
 _Store.__doc__ = """Every projection of a program in flat arrays: ``meta[p]`` = (mask offset, words, fan_out, fan_in,
-output offset, input offset, multiplier, shift) of projection ``p``; ``out`` holds each projection's
+output offset, input offset, multiplier, shift, input threshold, input top-k) of projection ``p``; ``out`` holds each projection's
 outputs at its output offset; ``xq``, ``x``, ``q``, ``acc`` are scratch."""
-_Layers = namedtuple("_Layers", "attn_gain g_norm_gain lower_bound mlp_gain final_gain u v v2")
-_Layers.__doc__ = """Per-layer vectors (layers, width) of an MLGRU program, the final norm gain, and scratch."""
+_Layers = namedtuple("_Layers", "attn_gain g_norm_gain lower_bound mlp_gain final_gain u v v2 glu")
+_Layers.__doc__ = """Per-layer vectors (layers, width) of an MLGRU program, the final norm gain, scratch, and the GLU
+activation's index in ``numformat.GLU_ACTIVATIONS``."""
 
 
-def _store(projections: list[Projection]) -> _Store:
-    """Bit-slice every projection into one :class:`_Store` (the weights are held only there)."""
+def _store(projections: list[Projection], sparsity: list[tuple[int, int]]) -> _Store:
+    """Bit-slice every projection into one :class:`_Store` (the weights are held only there), each with its
+    input ``sparsity`` ``(threshold, topk)``."""
     sliced = [BitslicedWeights(p.codes) for p in projections]
-    meta = np.zeros((len(projections), 8), dtype=np.int64)
+    meta = np.zeros((len(projections), 10), dtype=np.int64)
     mo = oo = io = 0
     for i, (p, w) in enumerate(zip(projections, sliced)):
-        meta[i] = mo, w.words, p.fan_out, p.fan_in, oo, io, p.multiplier, p.shift
+        meta[i] = mo, w.words, p.fan_out, p.fan_in, oo, io, p.multiplier, p.shift, *sparsity[i]
         mo, oo, io = mo + w.plus.size, oo + p.fan_out, io + p.fan_in
-    words = max(w.words for w in sliced)
+    words = max(max(w.words for w in sliced), 3)  # xq doubles as the sparsity histogram (129 entries)
     return _Store(
         plus=np.concatenate([w.plus.ravel() for w in sliced]), zero=np.concatenate([w.zero.ravel() for w in sliced]),
         rowsum=np.concatenate([w.rowsum for w in sliced]),
@@ -261,7 +309,7 @@ def _bitlinear(S, p, u, ss, k, parallel, ev):
     out = S.out[oo:oo + fo]
     q = S.q[:8 * words].reshape((8, words))
     live, usum, mult, shift = _quantise(u, S.gain[io:io + fi], S.row_nnz[io:io + fi], fo, S.meta[p, 6], S.meta[p, 7],
-                                        ss, k, S.xq[:fi], S.x[:fi], q, ev)
+                                        ss, k, S.meta[p, 8:10], S.xq, S.x[:fi], q, ev)
     if not live:
         out[:] = 0
         return out
@@ -282,11 +330,12 @@ def _project_input(S, p, u, parallel, ev):
 
 
 @numba.njit(cache=True, nogil=True)
-def _channel_mixer(S, p, x, gain, u, v2, parallel, ev):
-    """GLU channel mixer (projections ``p``, ``p + 1``) and its residual add, on ``x`` in place."""
+def _channel_mixer(S, p, x, gain, u, v2, act, parallel, ev):
+    """GLU channel mixer (projections ``p``, ``p + 1``, gate non-linearity ``act``) and its residual add, on
+    ``x`` in place."""
     _scale_vec(x, gain, nf.GAIN_FRAC, u)
     gu = _project_input(S, p, u, parallel, ev)
-    _glu(gu, v2.shape[0], v2)
+    _glu(gu, v2.shape[0], v2, act)
     _residual_add(x, _project_input(S, p + 1, v2, parallel, ev))
 
 
@@ -302,7 +351,7 @@ def _mlgru_layer(S, V, li, x, state, parallel, ev):
     yg = _bitlinear(S, p + 2, u, ss, k, parallel, ev)
     _mlgru_cell(yi, yf, yg, V.lower_bound[li], V.g_norm_gain[li], state[li], V.v)
     _residual_add(x, _project_input(S, p + 3, V.v, parallel, ev))
-    _channel_mixer(S, p + 4, x, V.mlp_gain[li], u, V.v2, parallel, ev)
+    _channel_mixer(S, p + 4, x, V.mlp_gain[li], u, V.v2, V.glu, parallel, ev)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -391,13 +440,15 @@ class GoldenModel:
         self.embedding = np.ascontiguousarray(program.embedding, dtype=np.int16)
         self.projections = program.projections
         projs = [layer.proj[n] for layer in program.layers for n in self.projections] + [program.lm_head]
-        self._store = _store(projs)
+        sparsity = [program.sparsity(n) for _ in program.layers for n in self.projections] + [program.sparsity("lm_head")]
+        self._store = _store(projs, sparsity)
         self._bind()
         stack = lambda name: np.stack([getattr(layer, name) for layer in program.layers]).astype(np.int64)  # noqa: E731
         d, e, m = program.hidden_size, program.input_dim, program.intermediate_size
         self._vectors = _Layers(stack("attn_gain"), stack("g_norm_gain"), stack("lower_bound"), stack("mlp_gain"),
                                 program.final_gain.astype(np.int64), np.zeros(d, dtype=np.int64),
-                                np.zeros(e, dtype=np.int64), np.zeros(m, dtype=np.int64))
+                                np.zeros(e, dtype=np.int64), np.zeros(m, dtype=np.int64),
+                                np.int64(nf.GLU_ACTIVATIONS.index(program.glu_activation)))
         self.token_mixer, self.timesteps = program.token_mixer, program.timesteps
         self.decay_shifts = list(program.decay_shifts)
         heads = program.num_heads
@@ -418,6 +469,7 @@ class GoldenModel:
                              + LayerEvents(nonlinear_evals=1)).as_dict()
         self._ev = np.zeros((len(program.layers) + 1, len(DYNAMIC_COUNTS)), dtype=np.int64)
         self.last_events: list[LayerEvents] = []
+        self.batch_events: list[LayerEvents] = []
 
     def _bind(self) -> None:
         """Callable handles on this model's projections: :attr:`layers` (a dict per layer) and :attr:`lm_head`."""
@@ -440,20 +492,25 @@ class GoldenModel:
     def run_batch(self, rows, threads: int | None = None) -> np.ndarray:
         """Logits (B, T, vocab) of each row of token ids (B, T), every row from the zero state, rows over
         ``threads`` Python threads (default ``NUMBA_NUM_THREADS``), each a :meth:`fork` on one core: the same
-        integers as :meth:`run` row by row, for any thread count. Leaves this model's state untouched."""
+        integers as :meth:`run` row by row, for any thread count. Leaves this model's state untouched; the
+        event counts summed over every row are left in :attr:`batch_events`."""
         from concurrent.futures import ThreadPoolExecutor
 
         rows = [list(map(int, r)) for r in rows]
         threads = max(1, min(len(rows), numba.config.NUMBA_NUM_THREADS if threads is None else threads))
         out = np.zeros((len(rows), len(rows[0]) if rows else 0, self.vocab_size), dtype=np.int64)
+        sums = [[LayerEvents() for _ in range(len(self.layers) + 1)] for _ in range(threads)]
 
         def work(i: int) -> None:
             g = self.fork()
             for r in range(i, len(rows), threads):
                 g.reset()
-                out[r] = g.run(rows[r])[0]
+                out[r], ev = g.run(rows[r])
+                sums[i] = [a + b for a, b in zip(sums[i], ev)]
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(work, range(threads)))
+        #: the counts of the last :meth:`run_batch`, per layer then ``lm_head``, summed over every row's tokens
+        self.batch_events = [sum(col, LayerEvents()) for col in zip(*sums)]
         return out
 
     def reset(self) -> None:
@@ -508,7 +565,7 @@ class GoldenModel:
             att.attention_ops += aev.kv_adds + aev.out_adds
             att.state_updates += aev.state_updates
         _residual_add(x, _project_input(S, p + 3, V.v, self.parallel, ev))
-        _channel_mixer(S, p + 4, x, V.mlp_gain[li], u, V.v2, self.parallel, ev)
+        _channel_mixer(S, p + 4, x, V.mlp_gain[li], u, V.v2, V.glu, self.parallel, ev)
         return att
 
     def embed(self, token: int) -> np.ndarray:

@@ -14,6 +14,7 @@ projection's output in Q ``OUT_FRAC``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -67,11 +68,15 @@ class Projection:
         return int(self.codes.shape[0])
 
     @classmethod
-    def from_float(cls, weight: np.ndarray, norm_weight: np.ndarray) -> "Projection":
-        """Absmean-ternarize ``weight`` (out, in) as the float view does and fix the scales."""
+    def from_float(cls, weight: np.ndarray, norm_weight: np.ndarray, zero_threshold: float | None = None) -> "Projection":
+        """Absmean-ternarize ``weight`` (out, in) as the float view does and fix the scales; ``zero_threshold``
+        ``t`` zeroes ``|w| <= t * mean|W|`` (None: ``round(w / mean|W|)``)."""
         w = np.asarray(weight, dtype=np.float64)
         mean_abs = max(float(np.abs(w).mean()), 1e-5)
-        codes = np.clip(np.round(w / mean_abs), -1, 1).astype(np.int8)  # torch.round: half to even
+        if zero_threshold is None:
+            codes = np.clip(np.round(w / mean_abs), -1, 1).astype(np.int8)  # torch.round: half to even
+        else:
+            codes = (np.sign(w) * (np.abs(w) > zero_threshold * mean_abs)).astype(np.int8)
         scale = mean_abs * math.sqrt(w.shape[1]) * 2.0 ** (nf.OUT_FRAC - nf.GAIN_FRAC) / nf.QUANT_MAX
         multiplier, shift = nf.quantize_multiplier(scale)
         gain = _gain(norm_weight, "BitLinear norm weight")
@@ -150,11 +155,29 @@ class IntegerProgram:
     num_heads: int = 1
     timesteps: int = nf.SPIKE_TIMESTEPS
     decay_shifts: tuple = ()
+    #: per projection kind, the sparsity of the BitLinear input codes (:func:`numformat.check_input_sparsity`)
+    input_sparsity: dict = field(default_factory=dict)
+    #: the GLU gate non-linearity (:data:`numformat.GLU_ACTIVATIONS`)
+    glu_activation: str = "silu"
 
     @property
     def projections(self) -> tuple[str, ...]:
         """The ternary projections of each layer, in execution order."""
         return layer_projections(self.token_mixer)
+
+    def kind_fan_ins(self) -> dict[str, int]:
+        """Fan-in of each projection kind of :data:`numformat.SPARSITY_KINDS`."""
+        return {"ifg": self.hidden_size, "o": self.input_dim, "gate": self.hidden_size,
+                "down": self.intermediate_size, "lm_head": self.hidden_size}
+
+    def sparsity(self, projection: str) -> tuple[int, int]:
+        """``(threshold, topk)`` of a projection's input codes (``0, 0``: off)."""
+        s = self.input_sparsity.get(nf.sparsity_kind(projection), {})
+        return s.get("threshold", 0), s.get("topk", 0)
+
+    def with_input_sparsity(self, settings) -> "IntegerProgram":
+        """A copy of this program (sharing its arrays) with input-sparsity ``settings``, validated."""
+        return dataclasses.replace(self, input_sparsity=settings).validate()
 
     # ------------------------------------------------------------------------------ construction
     @classmethod
@@ -171,7 +194,8 @@ class IntegerProgram:
             layers = []
             for li, blk in enumerate(model.model.layers):
                 owner = {n: blk.mlp if n in ("gate_proj", "down_proj") else blk.attn for n in names}
-                proj = {n: Projection.from_float(t(getattr(owner[n], n).weight), t(getattr(owner[n], n).norm.weight))
+                zt = cfg.weight_zero_threshold
+                proj = {n: Projection.from_float(t(getattr(owner[n], n).weight), t(getattr(owner[n], n).norm.weight), zt)
                         for n in names}
                 lb = np.zeros(cfg.input_dim) if lbs is None or li == 0 else t(lbs[li])
                 g_norm = np.ones(cfg.input_dim) if spike else t(blk.attn.g_norm.weight)
@@ -188,8 +212,8 @@ class IntegerProgram:
                                            "model.embeddings.weight"),
                 layers=layers,
                 final_gain=_gain(t(model.model.norm.weight), "model.norm.weight"),
-                lm_head=Projection.from_float(t(model.lm_head.weight), t(model.lm_head.norm.weight)),
-                **cls._mixer_fields(cfg))
+                lm_head=Projection.from_float(t(model.lm_head.weight), t(model.lm_head.norm.weight), zt),
+                input_sparsity=cfg.input_sparsity or {}, glu_activation=cfg.glu_activation, **cls._mixer_fields(cfg))
         program.validate()
         return program
 
@@ -262,6 +286,13 @@ class IntegerProgram:
             if layer.lower_bound.max(initial=0) > 1 << nf.GATE_FRAC:
                 raise ProgramError(f"layer {li}: lower_bound above 1.0 (2**{nf.GATE_FRAC})")
         self.lm_head.check("lm_head", d, v)
+        if self.glu_activation not in nf.GLU_ACTIVATIONS:
+            raise ProgramError(f"unknown GLU activation {self.glu_activation!r}; the spec has "
+                               f"{', '.join(nf.GLU_ACTIVATIONS)}")
+        try:
+            self.input_sparsity = nf.check_input_sparsity(self.input_sparsity, self.kind_fan_ins())
+        except ValueError as err:
+            raise ProgramError(str(err)) from None
         return self
 
     # ------------------------------------------------------------------------------ files
@@ -281,7 +312,8 @@ class IntegerProgram:
                 "hidden_size": self.hidden_size, "input_dim": self.input_dim,
                 "intermediate_size": self.intermediate_size, "layers": len(self.layers), "scales": scales,
                 "token_mixer": self.token_mixer, "num_heads": self.num_heads, "timesteps": self.timesteps,
-                "decay_shifts": list(self.decay_shifts)}
+                "decay_shifts": list(self.decay_shifts), "input_sparsity": self.input_sparsity,
+                "glu_activation": self.glu_activation}
         path = Path(path)
         np.savez_compressed(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
         return path
@@ -316,4 +348,6 @@ class IntegerProgram:
                    intermediate_size=meta["intermediate_size"], embedding=a["embedding"], layers=layers,
                    final_gain=a["final_gain"], lm_head=proj("lm_head"), token_mixer=mixer,
                    num_heads=meta.get("num_heads", 1), timesteps=meta.get("timesteps", nf.SPIKE_TIMESTEPS),
-                   decay_shifts=tuple(meta.get("decay_shifts", ()))).validate()
+                   decay_shifts=tuple(meta.get("decay_shifts", ())),
+                   input_sparsity=meta.get("input_sparsity", {}),
+                   glu_activation=meta.get("glu_activation", "silu")).validate()

@@ -28,8 +28,8 @@ class _TorchProjection:
     accumulation (e.g. by crossbar tiles): ``accumulate(name, codes (out, in) int8, x (n, in) int8)``
     returns the ``(n, out)`` accumulators."""
 
-    def __init__(self, p: Projection, name: str = "", accumulate=None):
-        self.name, self.codes, self.accumulate = name, p.codes, accumulate
+    def __init__(self, p: Projection, name: str = "", accumulate=None, sparsity: tuple[int, int] = (0, 0)):
+        self.name, self.codes, self.accumulate, self.sparsity = name, p.codes, accumulate, sparsity
         self.weight = torch.as_tensor(p.codes, dtype=torch.float32)
         self.gain = torch.as_tensor(p.gain, dtype=torch.int64)
         self.multiplier, self.shift = p.multiplier, p.shift
@@ -40,6 +40,7 @@ class _TorchProjection:
         """BitLinear of int64 ``u`` (..., fan_in) → Q OUT_FRAC (..., fan_out)."""
         ss, k = nf.sum_of_squares(u) if ss_k is None else ss_k
         codes, zmax = nf.absmax_quantize(u * self.gain)  # exact: |u * gain| < 2**47
+        codes = nf.sparsify_codes(codes, *self.sparsity)
         if self.accumulate is None:
             acc = (codes.to(torch.float32) @ self.weight.T).to(torch.int64)
         else:
@@ -63,7 +64,7 @@ class IntegerView:
         self.program = program
         self.embedding = torch.as_tensor(program.embedding, dtype=torch.int64)
         self.final_gain = torch.as_tensor(program.final_gain, dtype=torch.int64)
-        self.lm_head = _TorchProjection(program.lm_head, "lm_head", accumulate)
+        self.lm_head = _TorchProjection(program.lm_head, "lm_head", accumulate, program.sparsity("lm_head"))
         self.layers = []
         for li, layer in enumerate(program.layers):
             self.layers.append({
@@ -71,7 +72,8 @@ class IntegerView:
                 "g_norm_gain": torch.as_tensor(layer.g_norm_gain, dtype=torch.int64),
                 "lower_bound": torch.as_tensor(layer.lower_bound, dtype=torch.int64),
                 "mlp_gain": torch.as_tensor(layer.mlp_gain, dtype=torch.int64),
-                **{n: _TorchProjection(p, f"layers.{li}.{n}", accumulate) for n, p in layer.proj.items()},
+                **{n: _TorchProjection(p, f"layers.{li}.{n}", accumulate, program.sparsity(n))
+                   for n, p in layer.proj.items()},
             })
 
     def init_state(self, batch: int) -> torch.Tensor:
@@ -108,7 +110,7 @@ class IntegerView:
             if self.program.token_mixer == "spike_attention":
                 v, last = self._spike_mixer(L, u, state[li])
                 finals.append(last)
-                x = self._channel_mixer(L, _sat(x + L["o_proj"](v)))
+                x = self._channel_mixer(L, _sat(x + L["o_proj"](v)), self.program.glu_activation)
                 continue
             # MLGRU token mixer
             ss_k = nf.sum_of_squares(u)
@@ -125,16 +127,16 @@ class IntegerView:
             h_all = torch.stack(hs, dim=1)
             v = _sat(nf.round_shift(_sat(nf.round_shift(yg * L["g_norm_gain"], nf.GAIN_FRAC)) * nf.silu_q(h_all),
                                     nf.OUT_FRAC))
-            x = self._channel_mixer(L, _sat(x + L["o_proj"](v)))
+            x = self._channel_mixer(L, _sat(x + L["o_proj"](v)), self.program.glu_activation)
         logits = self.lm_head(_sat(nf.round_shift(x * self.final_gain, nf.GAIN_FRAC)))
         return logits, torch.stack(finals)
 
     @staticmethod
-    def _channel_mixer(L: dict, r: torch.Tensor) -> torch.Tensor:
-        """GLU channel mixer with its residual: ``r + down(SiLU(g) * u)``."""
+    def _channel_mixer(L: dict, r: torch.Tensor, act: str) -> torch.Tensor:
+        """GLU channel mixer with its residual: ``r + down(act(g) * u)`` (``act``: SiLU, ReLU or ReLU²)."""
         gu = L["gate_proj"](_sat(nf.round_shift(r * L["mlp_gain"], nf.GAIN_FRAC)))
         g, up = gu.chunk(2, dim=-1)
-        return _sat(r + L["down_proj"](_sat(nf.round_shift(nf.silu_q(g) * up, nf.OUT_FRAC))))
+        return _sat(r + L["down_proj"](_sat(nf.round_shift(nf.glu_act_q(act, g) * up, nf.OUT_FRAC))))
 
     def logits_float(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits as reals (``integer / 2**OUT_FRAC``), float32 — for perplexity."""

@@ -60,7 +60,18 @@ from ``z = u * g`` directly through one per-token reciprocal; the RMS factor ``1
 (:func:`rsqrt`, a piecewise-linear table) joins the weight scale and ``max|z|`` in one per-token
 multiplier applied to every accumulator. RMSNorm epsilons are below the format's resolution and are
 not represented. Sigmoid is a piecewise-linear table over ``[-SIGMOID_RANGE, SIGMOID_RANGE)``
-(:data:`SIGMOID_TABLE`), clamped to its end values outside; ``SiLU(y) = y * sigmoid(y)``.
+(:data:`SIGMOID_TABLE`), clamped to its end values outside; ``SiLU(y) = y * sigmoid(y)``. The GLU gate is SiLU,
+or (:data:`GLU_ACTIVATIONS`, :func:`glu_act_q`) ``ReLU(y) = max(y, 0)`` or ``ReLU²(y) = saturate(round_shift(max(y,
+0)**2, OUT_FRAC), RESID_BITS)``, all in Q ``OUT_FRAC``.
+
+Input sparsity (:func:`sparsify_codes`, :func:`check_input_sparsity`): optional, per projection kind
+(:data:`SPARSITY_KINDS`), applied to a BitLinear's absmax codes after quantisation and before the ternary
+accumulation; the per-token scale still comes from the dense ``max|z|`` and sum of squares. A
+``threshold`` ``t`` in ``[0, QUANT_MAX]`` zeroes every code with ``|code| < t`` (0 and 1 change
+nothing); a ``topk`` ``k`` in ``[1, fan_in]`` keeps the ``k`` codes of largest magnitude, ties broken by
+the lower input index, and zeroes the rest (fewer than ``k`` non-zero codes: nothing changes). Both
+together keep the ``k`` largest of those at least ``t`` (the two commute). Absent settings are off, so a
+program without them computes exactly what it did before.
 """
 
 from __future__ import annotations
@@ -78,7 +89,8 @@ __all__ = [
     "SPIKE_TIMESTEPS", "ATTN_STATE_FRAC", "ATTN_STATE_BITS", "ATTN_OUT_BITS", "MAX_DECAY_SHIFT",
     "QUANT_MAX", "RECIP_BITS", "SIGMOID_RANGE", "SIGMOID_STEP_BITS", "SIGMOID_TABLE", "RSQRT_TABLE",
     "RSQRT_TABLE_BITS", "to_fixed", "pwl_lookup", "sigmoid_q", "silu_q", "rsqrt", "absmax_quantize",
-    "bitlinear_scale", "apply_scale",
+    "bitlinear_scale", "apply_scale", "SPARSITY_KINDS", "SPARSITY_KEYS", "sparsity_kind", "check_input_sparsity",
+    "sparsify_codes", "GLU_ACTIVATIONS", "glu_act_q",
 ]
 
 #: The one rounding rule of the integer program.
@@ -354,6 +366,22 @@ def silu_q(y):
     return round_shift(y * sigmoid_q(y), GATE_FRAC)
 
 
+#: Non-linearities of the GLU gate, by the integer code the golden model's kernel takes (their index).
+GLU_ACTIVATIONS = ("silu", "relu", "relu2")
+
+
+def glu_act_q(name: str, y):
+    """The GLU gate non-linearity ``name`` of :data:`GLU_ACTIVATIONS` on Q OUT_FRAC integers, in Q OUT_FRAC."""
+    if name == "silu":
+        return silu_q(y)
+    r = _where(y > 0, y, y * 0)
+    if name == "relu":
+        return r
+    if name == "relu2":
+        return saturate(round_shift(r * r, OUT_FRAC), RESID_BITS)  # |y| < 2**31: r * r < 2**62
+    raise ValueError(f"unknown GLU activation {name!r}; choose one of {', '.join(GLU_ACTIVATIONS)}")
+
+
 def rsqrt(ss):
     """``1 / sqrt(ss)`` of positive int64 arrays as ``(mantissa, shift)``, ``≈ mantissa * 2**-shift``.
 
@@ -423,3 +451,74 @@ def apply_scale(acc, multiplier, shift, out_bits: int = RESID_BITS):
     right = round_shift(prod, _clip(shift, 0, 62))
     left = prod << _clip(-shift, 0, MAX_LEFT_SHIFT)
     return saturate(_where(shift >= 0, right, left), out_bits)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Input sparsity of the BitLinear codes (see the module docstring).
+
+#: Projection kinds a sparsity setting addresses: the token mixer's input projections (i/f/g, or q/k/v of
+#: the spike attention), its output projection, the GLU's gate and down projections, and ``lm_head``.
+SPARSITY_KINDS = ("ifg", "o", "gate", "down", "lm_head")
+#: The knobs of one kind's setting.
+SPARSITY_KEYS = ("threshold", "topk")
+_KIND_OF = {"i_proj": "ifg", "f_proj": "ifg", "g_proj": "ifg", "q_proj": "ifg", "k_proj": "ifg", "v_proj": "ifg",
+            "o_proj": "o", "gate_proj": "gate", "down_proj": "down", "lm_head": "lm_head"}
+
+
+def sparsity_kind(projection: str) -> str:
+    """The :data:`SPARSITY_KINDS` entry of a projection name (``i_proj`` ... ``down_proj``, ``lm_head``)."""
+    if projection not in _KIND_OF:
+        raise ValueError(f"projection {projection!r} has no sparsity kind; known: {', '.join(_KIND_OF)}")
+    return _KIND_OF[projection]
+
+
+def _knob(kind: str, key: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"input sparsity {kind}.{key} must be an integer in [{lo}, {hi}], not {value!r}")
+    return int(value)
+
+
+def check_input_sparsity(settings, fan_ins: dict[str, int]) -> dict[str, dict[str, int]]:
+    """The canonical form of input-sparsity ``settings`` (``{kind: {"threshold": t, "topk": k}}``, either
+    key optional; None or ``{}`` is off), or ``ValueError`` naming the first setting the spec cannot
+    express. ``fan_ins`` maps each kind to its fan-in (the range of ``topk``). The canonical form keeps only
+    settings that change something: ``threshold >= 2``, ``topk < fan_in``."""
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise ValueError(f"input sparsity must be a mapping of projection kind to settings, not {settings!r}")
+    out = {}
+    for kind, knobs in settings.items():
+        if kind not in SPARSITY_KINDS:
+            raise ValueError(f"unknown projection kind {kind!r} in input sparsity; use {', '.join(SPARSITY_KINDS)}")
+        if not isinstance(knobs, dict) or set(knobs) - set(SPARSITY_KEYS):
+            raise ValueError(f"input sparsity of {kind} must be a mapping with keys among {', '.join(SPARSITY_KEYS)}, "
+                             f"not {knobs!r}")
+        t = _knob(kind, "threshold", knobs.get("threshold", 0), 0, QUANT_MAX)
+        k = _knob(kind, "topk", knobs.get("topk", fan_ins[kind]), 1, fan_ins[kind])
+        kept = {**({"threshold": t} if t >= 2 else {}), **({"topk": k} if k < fan_ins[kind] else {})}
+        if kept:
+            out[kind] = kept
+    return out
+
+
+def sparsify_codes(codes, threshold: int = 0, topk: int = 0):
+    """Activation codes (..., fan_in), NumPy or torch, with :func:`check_input_sparsity`'s rule applied per
+    token: ``|code| < threshold`` zeroed, then all but the ``topk`` largest magnitudes (ties: lower index
+    first) zeroed; ``topk`` 0 is off. Returns a new array of the same type and dtype."""
+    n = codes.shape[-1]
+    if _is_torch(codes):
+        import torch
+        mag, idx = abs(codes).to(torch.int64), torch.arange(n, device=codes.device)
+    else:
+        mag, idx = np.abs(codes).astype(np.int64), np.arange(n)
+    keep = mag >= threshold
+    if 0 < topk < n:
+        key = _where(keep, mag, mag * 0) * n + (n - 1 - idx)  # unique per token: magnitude, then lower index
+        if _is_torch(key):
+            kth = key.topk(topk, dim=-1).values[..., -1:]
+        else:
+            kth = np.partition(key, n - topk, axis=-1)[..., n - topk:n - topk + 1]
+        keep = keep & (key >= kth)
+    return _where(keep, codes, codes * 0)

@@ -16,6 +16,11 @@ def _run(args) -> int:
     cfg = load_train_config(args.config)
     if args.max_steps is not None:
         cfg["train"]["max_steps"] = args.max_steps
+    if args.init_from is not None:
+        from pathlib import Path
+        if not (Path(args.init_from) / "config.json").is_file():
+            raise FileNotFoundError(f"--init-from {args.init_from} is not a checkpoint directory (no config.json)")
+        cfg["train"]["init_from"] = args.init_from
     summary = Trainer(cfg, args.out, progress=not args.no_progress, step_delay=args.step_delay,
                       stop_after=args.stop_after).run(resume=args.resume)
     print(json.dumps(summary))
@@ -33,6 +38,8 @@ def register(subparsers) -> None:
                    help="override train.max_steps (also on --resume: the cosine schedule is re-fitted to the new total from the current step)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="checkpoint and stop after this step (the schedule still spans max_steps)")
+    p.add_argument("--init-from", default=None,
+                   help="fine-tune: start from this checkpoint's weights and tokenizer (e.g. models/bundled)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--step-delay", type=float, default=0.0,
                    help="sleep this many seconds after every step (to test kill/resume on tiny configs)")
