@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
+import statistics
 import sys
 from pathlib import Path
-import statistics
 
 __all__ = ["FILES", "REGIONS", "check", "pages", "register", "render", "unmarked_tables", "write"]
 
@@ -642,7 +643,7 @@ def in_situ(root: Path) -> str:
     r = _json(root, IN_SITU)
     b = r["before"]
     rows = [["none (integer program)", _g(b["news_ppl"], 4), _g(b["wiki_ppl"], 4), "", "", "", "", ""]]
-    for x in r["runs"]:
+    for x in (x for x in r["runs"] if x["run"] == "float" or "cost" in x):
         c = x.get("cost")
         rows.append([x["run"] + (" (digital reference)" if x["run"] == "float" else ""), _g(x["news_ppl"], 4),
                      _g(x["wiki_ppl"], 4)]
@@ -659,6 +660,7 @@ def in_situ_summary(root: Path) -> str:
     r = _json(root, IN_SITU)
     b, runs, s = r["before"], {x["run"]: x for x in r["runs"]}, r["settings"]
     ideal, flt = runs["sgd/ideal"], runs["float"]
+    mode = r["learning_mode"]["sgd/ideal"]
     best = min((x for k, x in runs.items() if k.startswith("sgd/") and k != "sgd/ideal"), key=lambda x: x["news_ppl"])
     c = ideal["cost"]
     tokens_life = 1.0 / c["endurance_per_token_max"]
@@ -669,8 +671,110 @@ def in_situ_summary(root: Path) -> str:
             f"{_g(b['wiki_ppl'], 4)} to {_g(ideal['wiki_ppl'], 4)}. It costs {_f(c['pulses_per_token'])} pulses, "
             f"{_g(c['write_energy_per_token_j'] * 1e15, 3)} fJ of write energy and "
             f"{_g(c['update_time_per_token_s'] * 1e9, 3)} ns of update time per adapted token at the RPU pulse "
-            f"target, and its busiest device takes {_g(c['pulses_per_device_per_token_max'], 2)} pulses per token, "
-            f"so an assumed 1e9-pulse endurance lasts {_e(tokens_life, 2)} adapted tokens (`{IN_SITU}`).\n")
+            f"target; with the adapter's read and error vector, an adapted token on the crossbar preset takes "
+            f"{mode['latency_ratio']:.3f}x the time and {mode['energy_ratio']:.3f}x the energy of an inference token "
+            f"(system model), and its busiest device takes {_g(c['pulses_per_device_per_token_max'], 2)} pulses per "
+            f"token, so an assumed 1e9-pulse endurance lasts {_e(tokens_life, 2)} adapted tokens (`{IN_SITU}`).\n")
+
+
+def in_situ_findings(root: Path) -> str:
+    """docs/in_situ.md: the comparisons and the periphery read in sentences computed from the record."""
+    r = _json(root, IN_SITU)
+    b, runs, lm = r["before"], {x["run"]: x for x in r["runs"]}, r["learning_mode"]
+    ideal, e = runs["sgd/ideal"], lm["sgd/ideal"]["added_energy_j"]
+    analog_nj = (e["forward_read"] + e["extra_reads"] + e["line_drive"] + e["device_writes"]) * 1e9
+    out = []
+    for name in (n for n in runs if n.startswith("digital/")):
+        d = runs[name]
+        out.append(f"The digital {name.split('/')[1]} adapter of the same size reaches news perplexity "
+                   f"{_g(d['news_ppl'], 4)} (WikiText-2 {_g(d['wiki_ppl'], 4)}) against {_g(ideal['news_ppl'], 4)} "
+                   f"for pulsed SGD on ideal devices, at {_g(d['digital']['total_j'] * 1e9, 3)} nJ per token for its "
+                   f"read and update against the analog adapter's {_g(analog_nj, 3)} nJ "
+                   f"({d['digital']['total_j'] * 1e9 / analog_nj:.1f}x).")
+    prune = [runs[n] for n in runs if n.startswith("prune/")]
+    if prune:
+        start = next((x for x in prune if x["ema"] is None), None)
+        best = min((x for x in prune if x["ema"] is not None), key=lambda x: x["news_ppl"], default=None)
+        text = (f"The pruning statistics update works on a different axis: it removes synapses (sparsity "
+                f"{prune[0]['sparsity']:g}) rather than learning, ")
+        if start is not None:
+            text += f"calibrated on Wikipedia it reads news at perplexity {_g(start['news_ppl'], 4)}, "
+        if best is not None:
+            text += (f"and blending in the news statistics ({best['run']}) brings it to {_g(best['news_ppl'], 4)} "
+                     f"(WikiText-2 {_g(best['wiki_ppl'], 4)}), ")
+        out.append(text + f"against {_g(b['news_ppl'], 4)} for the unpruned program before adaptation.")
+    reads = ideal.get("reads", {})
+    gain = math.log(b["news_ppl"] / ideal["news_ppl"])
+    kept = lambda q: 100 * math.log(b["news_ppl"] / q["news_ppl"]) / gain  # noqa: E731
+    if reads and gain > 0:
+        out.append("Read through the crossbar periphery, the ideal-device adapter keeps this share of its news "
+                   "log-perplexity gain: "
+                   + ", ".join(f"{n} {kept(q):.0f} % (news perplexity {_g(q['news_ppl'], 4)}, ADC step "
+                               f"{_g(q['step'], 3)} weight units)" for n, q in reads.items())
+                   + f", against {_g(ideal['news_ppl'], 4)} read from the devices directly.")
+    return " ".join(out) + "\n"
+
+
+def in_situ_compare(root: Path) -> str:
+    """docs/in_situ.md: the analog adapter against a digital adapter of the same size and the prune domain
+    update, same tokens and metrics (``docs/in_situ/adapt.json``)."""
+    r = _json(root, IN_SITU)
+    b, lm = r["before"], r["learning_mode"]
+    rows = [["none (integer program)", _g(b["news_ppl"], 4), _g(b["wiki_ppl"], 4), "", ""]]
+    for x in r["runs"]:
+        name = x["run"]
+        if name in lm:
+            e = lm[name]["added_energy_j"]
+            writes = f"{_f(x['cost']['pulses_per_token'])} pulses / token"
+            energy = _g((e["forward_read"] + e["extra_reads"] + e["line_drive"] + e["device_writes"]) * 1e9, 3)
+        elif "digital" in x:
+            writes = f"{_f(x['digital']['writes_per_token'])} weight writes / token"
+            energy = _g(x["digital"]["total_j"] * 1e9, 3)
+        elif name.startswith("prune/"):
+            writes = ("no change to the weights" if x["ema"] is None else
+                      f"{_f(x['restored'])} synapses restored, {_f(x['newly_pruned'])} pruned once (statistics of "
+                      f"{_f(x['stats_tokens'])} tokens)")
+            energy = ""
+        else:
+            continue
+        rows.append([name, _g(x["news_ppl"], 4), _g(x["wiki_ppl"], 4), writes, energy])
+    return _table(["learner", "news ppl", "WikiText-2 ppl", "what it writes", "adapter nJ / token (read + update)"], rows)
+
+
+def in_situ_read(root: Path) -> str:
+    """docs/in_situ.md: each adapter read as the devices hold it and through the crossbar periphery."""
+    r = _json(root, IN_SITU)
+    runs = [x for x in r["runs"] if "reads" in x]
+    names = list(runs[0]["reads"]) if runs else []
+    rows = []
+    for x in runs:
+        cells = [f"{_g(x['news_ppl'], 4)} / {_g(x['wiki_ppl'], 4)}"]
+        for n in names:
+            q = x["reads"][n]
+            cells.append(f"{_g(q['news_ppl'], 4)} / {_g(q['wiki_ppl'], 4)}"
+                         + (f" ({100 * q['clipped_fraction']:.2g} % clipped)" if q["clipped_fraction"] else ""))
+        rows.append([x["run"], *cells])
+    return _table(["adapter", "device read (news / WikiText-2 ppl)", *(f"{n} (news / WikiText-2 ppl)" for n in names)],
+                  rows)
+
+
+def in_situ_system(root: Path) -> str:
+    """docs/in_situ.md: the learning mode of the system model, an adapted token against an inference token."""
+    r = _json(root, IN_SITU)
+    s = r["system"]
+    rows = [["inference only", f"{s['token_latency_s'] * 1e6:.2f}", "1", f"{s['static_j'] * 1e6:.2f}",
+             f"{s['dynamic_j'] * 1e6:.2f}", "1", "", "", "", ""]]
+    for name, m in r["learning_mode"].items():
+        e, t = m["added_energy_j"], m["added_latency_s"]
+        rows.append([name, f"{m['token_latency_s'] * 1e6:.2f}", f"{m['latency_ratio']:.3f}", f"{m['static_j'] * 1e6:.2f}",
+                     f"{m['dynamic_j'] * 1e6:.2f}", f"{m['energy_ratio']:.3f}",
+                     f"{_g(e['forward_read'] * 1e9, 3)} / {_g(t['forward_read'] * 1e9, 3)}",
+                     f"{_g(e['error_vector'] * 1e9, 3)} / {_g(t['error_vector'] * 1e9, 3)}",
+                     f"{_g((e['line_drive'] + e['device_writes'] + e['extra_reads']) * 1e9, 3)} / "
+                     f"{_g((t['update'] + t['extra_reads']) * 1e9, 3)}",
+                     f"{_e(m['endurance_tokens'], 2)} ({m['endurance_s'] / 86400:.1f} days)"])
+    return _table(["token", "latency µs", "x inference", "static µJ", "dynamic µJ", "x inference energy",
+                   "adapter read nJ / ns", "error vector nJ / ns", "update nJ / ns", "endurance: adapted tokens"], rows)
 
 
 def _decoder_rows(rows: list[dict], full: bool) -> list[list[str]]:
@@ -913,8 +1017,6 @@ SPIKE_ERRORS = [
      "--t-high 16 --analysis-tokens 512 --sensitivity-tokens 128 --max-tokens 2048 --ternary-tokens 512 "
      "--out docs/spike_conversion/errors_rate_channel.json --plot-dir docs"),
 ]
-
-
 _SITE_KINDS = ("attn_in", "attn_out", "mlp_in", "mlp_out", "lm_head")
 
 
@@ -1263,7 +1365,6 @@ def sparsity_finding(root: Path) -> str:
     return text + "\n"
 
 
-#: Region name -> function of the repository root returning the region's Markdown.
 REGIONS = {
     "headline": headline,
     "sparsity-study": sparsity_study,
@@ -1293,6 +1394,10 @@ REGIONS = {
     "pruning-domain-shift": pruning_domain_shift,
     "in-situ": in_situ,
     "in-situ-summary": in_situ_summary,
+    "in-situ-compare": in_situ_compare,
+    "in-situ-findings": in_situ_findings,
+    "in-situ-read": in_situ_read,
+    "in-situ-system": in_situ_system,
     "beam-search": beam_search,
     "beam-early-termination": beam_early_termination,
     "beam-cue": beam_cue,

@@ -16,6 +16,13 @@ bit-exact to :func:`models.program.crossbar.tile_mvm_integer`::
 
 Cycles per vector without stalls: :func:`models.program.crossbar.mvm_cycles`.
 
+The update port takes one pulse slot of the stochastic pulse update per beat (which row and column lines fire
+and which are marked down, :func:`hw.crossbar_array.pulse_layout`) while the tile is idle (no vector being
+loaded or in flight) and applies it to the array in that cycle: every cell whose row and column both fire
+moves one level, down where exactly one of its two lines is marked down, saturating at
+``+-(2**(cell_bits - 1) - 1)`` — :func:`apply_pulse_slot`, the integer form of the pulsed update rule on an
+ideal finite-state device. An update beat waiting when a vector could start goes first.
+
 Noise (``noise_sel``, :data:`models.program.crossbar.NOISE_OFF` / ``NOISE_LFSR`` / ``NOISE_PORT``), added
 to every column when it is sampled: the 32-bit Galois LFSR (:data:`models.program.crossbar.LFSR_MASK`,
 stepped once per column, column 0 first; its low ``noise_bits`` bits as two's complement; ``lfsr_load``
@@ -34,10 +41,10 @@ from models.program import numformat
 from models.program.crossbar import (LFSR_BITS, LFSR_MASK, MAX_NOISE_BITS, NOISE_LFSR, NOISE_PORT, check_adc_sharing,
                                      mvm_cycles)
 
-from hw.crossbar_array import CrossbarArray
+from hw.crossbar_array import CrossbarArray, pulse_layout
 from hw.ternary_matvec import WeightWriteSignature
 
-__all__ = ["CrossbarTile", "cell_memory_image"]
+__all__ = ["CrossbarTile", "cell_memory_image", "apply_pulse_slot", "pack_pulse_slot"]
 
 
 def _check_int(name: str, value, low: int, high: int) -> int:
@@ -87,6 +94,8 @@ class CrossbarTile(wiring.Component):
         ADC step ``2**adc_shift`` column units (the ADC range); hold it while a vector is in flight.
     noise_sel, lfsr_seed, lfsr_load : In
         Noise source (off, LFSR, port); LFSR seed and its load strobe. Hold ``noise_sel`` while a vector is in flight.
+    update : In(stream.Signature(pulse_layout(rows, cols)))
+        Pulse slots of the in-situ update, taken while no vector is being loaded or in flight.
     busy : Out(1)
         High from the last activation of a vector until its last result has been taken.
     """
@@ -125,6 +134,7 @@ class CrossbarTile(wiring.Component):
             "noise_sel": In(2),
             "lfsr_seed": In(LFSR_BITS),
             "lfsr_load": In(1),
+            "update": In(stream.Signature(pulse_layout(rows, cols))),
             "busy": Out(1),
         })
 
@@ -141,6 +151,7 @@ class CrossbarTile(wiring.Component):
         m.submodules.array = array = CrossbarArray(rows=R, cols=C, cell_bits=self.cell_bits, slice_bits=d + 1,
                                                    col_bits=self.col_bits)
         wiring.connect(m, wiring.flipped(self.cells), array.cells)
+        m.d.comb += array.pulse.eq(self.update.payload)
 
         # input buffer and the DACs: slice jr of every row (unsigned below the top slice, signed at the top)
         xs = Array(Signal(signed(self.act_bits), name=f"x{i}") for i in range(R))
@@ -232,8 +243,10 @@ class CrossbarTile(wiring.Component):
         m.d.comb += self.res.payload.eq(Array(outs)[col])
         with m.FSM(name="phase"):
             with m.State("LOAD"):
-                m.d.comb += self.act.ready.eq(1)
-                with m.If(self.act.valid):
+                idle = k == 0
+                m.d.comb += [self.update.ready.eq(idle), array.pulse_en.eq(idle & self.update.valid),
+                             self.act.ready.eq(~(idle & self.update.valid))]
+                with m.If(self.act.valid & self.act.ready):
                     m.d.sync += [xs[k].eq(self.act.payload), k.eq(k + 1)]
                     with m.If(k == R - 1):
                         m.d.sync += [k.eq(0), jr.eq(0), rd_active.eq(1), rd_t.eq(0)]
@@ -266,3 +279,25 @@ def cell_memory_image(cells, cell_bits: int) -> list[int]:
         raise ValueError(f"Cell values must lie in [{lo}, {hi}] for {cell_bits}-bit cells")
     mask = (1 << cell_bits) - 1
     return [sum((int(v) & mask) << (col * cell_bits) for col, v in enumerate(row)) for row in c]
+
+
+def apply_pulse_slot(cells, row_fire, row_down, col_fire, col_down, cell_bits: int) -> np.ndarray:
+    """The cells ``(rows, cols)`` after one pulse slot (the reference of the tile's update port): where row ``i``
+    and column ``c`` both fire, the cell moves one level, down if exactly one of ``row_down[i]``,
+    ``col_down[c]`` is set, and not past ``+-(2**(cell_bits - 1) - 1)``."""
+    c = np.asarray(cells, dtype=np.int64)
+    top = (1 << (cell_bits - 1)) - 1
+    hit = np.outer(np.asarray(row_fire, dtype=bool), np.asarray(col_fire, dtype=bool))
+    down = np.logical_xor.outer(np.asarray(row_down, dtype=bool), np.asarray(col_down, dtype=bool))
+    step = np.where(down, -(c > -top).astype(np.int64), (c < top).astype(np.int64))
+    return c + np.where(hit, step, 0)
+
+
+def pack_pulse_slot(row_fire, row_down, col_fire, col_down) -> int:
+    """One update beat: the fields of :func:`hw.crossbar_array.pulse_layout` packed, row or column 0 first."""
+    word, pos = 0, 0
+    for field in (row_fire, row_down, col_fire, col_down):
+        for bit in field:
+            word |= int(bool(bit)) << pos
+            pos += 1
+    return word

@@ -73,9 +73,9 @@ def test_pulse_counts_are_unbiased_sgd_steps():
     rule, dw = PulseUpdate(lr=0.03, bl=31), 0.002
     total = np.zeros((3, 4))
     for _ in range(4000):
-        rows, counts, clipped = pulse_counts(x, d, rule, dw, rng)
+        rows, counts, clipped, fires = pulse_counts(x, d, rule, dw, rng)
         total[rows] += counts
-        assert clipped == 0 and np.abs(counts).max(initial=0) <= rule.bl
+        assert clipped == 0 and np.abs(counts).max(initial=0) <= rule.bl and fires >= len(rows)
     np.testing.assert_allclose(total / 4000 * dw, -rule.lr * np.outer(d, x), atol=4e-4)
 
 
@@ -114,8 +114,25 @@ def test_impossible_learning_parameters_refused_in_one_line(make, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+def test_every_line_firing_is_counted():
+    """At probability 1 every row and column line fires in every slot: bl x (rows + columns) firings."""
+    rule = PulseUpdate(lr=31 * 0.002, bl=31)
+    p = pulse_counts(np.ones(5), np.ones(3), rule, 0.002, np.random.default_rng(0))
+    assert p.line_fires == 31 * (5 + 3) and p.clipped == 0 and (p.counts == -31).all()
+    sgd = AnalogSGD(preset("ideal"), (3, 5), rule, seed=0)
+    sgd.update(np.ones(5), np.ones(3))
+    assert sgd.stats.line_fires == 31 * 8 and sgd.stats.pulses == 15 * 31 and sgd.stats.slots == 31
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--runs", "sgd/pcm"], "unknown device preset 'pcm'"),
+    (["--runs", "digital/int1"], "digital/int<bits> with 2 to 16 bits"),
+    (["--runs", "digital/float"], "digital/int<bits> with 2 to 16 bits"),
+    (["--runs", "prune/gutenberg"], "the prune steps are prune/wikipedia"),
+    (["--runs", "prune/wikipedia", "--prune-record", "nowhere.json"], "--prune-record nowhere.json: no such file"),
+    (["--reads", "adc8-best"], "--reads entry 'adc8-best'"),
+    (["--activity", "nowhere.json"], "--activity nowhere.json: no such file"),
+    (["--system-preset", "loihi1"], "--system-preset loihi1 has no crossbar arrays"),
     (["--runs", "adam/ideal"], "rule must be one of sgd, tiki_taka"),
     (["--lr", "0.5"], "learning rate 0.5 needs"),
     (["--lr-transfer", "0.2", "--runs", "tiki_taka/ecram"], "learning rate 0.2 needs"),
@@ -137,13 +154,20 @@ def test_adapt_refuses_bad_options_before_loading(argv, message, capsys, tmp_pat
 def test_adapt_runs_resumes_and_records(tmp_path):
     from nmllm.cli import main
 
-    argv = ["adapt", "--train-tokens", "128", "--eval-tokens", "64", "--runs", "float,sgd/ideal,tiki_taka/ecram",
+    argv = ["adapt", "--train-tokens", "128", "--eval-tokens", "64",
+            "--runs", "float,sgd/ideal,tiki_taka/ecram,digital/int8,prune/news-ema1", "--reads", "adc8-worst,adc8-fit",
             "--sp-pulses", "4", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--no-progress"]
     assert main(argv) == 0
     rec = json.loads((tmp_path / "out" / "adapt.json").read_text())
     runs = {r["run"]: r for r in rec["runs"]}
-    assert set(runs) == {"float", "sgd/ideal", "tiki_taka/ecram"}
+    assert set(runs) == {"float", "sgd/ideal", "tiki_taka/ecram", "digital/int8", "prune/news-ema1"}
     assert runs["float"]["news_ppl"] < rec["before"]["news_ppl"]
+    assert runs["digital/int8"]["digital"]["writes_per_token"] > 0 and runs["digital/int8"]["digital"]["total_j"] > 0
+    assert runs["prune/news-ema1"]["restored"] == runs["prune/news-ema1"]["newly_pruned"] > 0
+    assert set(runs["sgd/ideal"]["reads"]) == {"adc8-worst", "adc8-fit"} and "reads" not in runs["digital/int8"]
+    assert set(rec["learning_mode"]) == {"sgd/ideal", "tiki_taka/ecram"}
+    mode = rec["learning_mode"]["sgd/ideal"]
+    assert mode["token_latency_s"] > rec["system"]["token_latency_s"] and mode["counts"]["line_fires"] > 0
     cost = runs["sgd/ideal"]["cost"]
     assert cost["pulses"] > 0 and cost["write_energy_per_token_j"] > 0
     assert cost["update_time_per_token_s"] == pytest.approx(31e-9)

@@ -8,14 +8,16 @@ programming error, stuck-at devices, read noise): the array holds the target cel
 noise port carries, per slice, every column's deviation. Phases marked ``timed`` run without stalls and the
 testbench checks that every vector takes :attr:`hw.crossbar_tile.CrossbarTile.cycles_per_vector` cycles,
 first activation in to last result out. The ``ideal_ternary`` phase also checks that the integer model equals
-the golden :func:`models.program.ternary_kernels.ternary_matvec` there.
+the golden :func:`models.program.ternary_kernels.ternary_matvec` there. Update phases stream pulse slots into
+the update port first (:func:`hw.crossbar_tile.apply_pulse_slot` gives the cells they leave) and then read the
+cells back with one-hot vectors (every cell) and random ones.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hw.crossbar_tile import CrossbarTile, cell_memory_image
+from hw.crossbar_tile import CrossbarTile, apply_pulse_slot, cell_memory_image, pack_pulse_slot
 from models.program import numformat
 from models.program.crossbar import (NOISE_LFSR, NOISE_OFF, NOISE_PORT, DeviceNoise, Periphery, adc_range,
                                      tile_mvm_integer)
@@ -45,16 +47,20 @@ class _Phases:
 
     def add(self, name: str, cells: np.ndarray, xs: np.ndarray, *, adc_shift: int, noise_sel: int,
             seed: int | None = None, noise: np.ndarray | None = None, stalls: bool = True,
-            timed: bool = False) -> np.ndarray:
+            timed: bool = False, slots: list | None = None) -> np.ndarray:
         u = self.unit
         if seed is not None:
             self.state = seed
+        start = cells
+        for slot in slots or []:
+            cells = apply_pulse_slot(cells, *slot, u.cell_bits)
         per = Periphery(act_bits=u.act_bits, dac_bits=u.dac_bits, adc_bits=u.adc_bits, adc_shift=adc_shift,
                         noise_bits=u.noise_bits if noise_sel == NOISE_LFSR else 0, lfsr_seed=self.state)
         raw, self.state = tile_mvm_integer(cells, xs, per, adc_shift, self.state,
                                            noise=noise if noise_sel == NOISE_PORT else None)
         self.phases.append({
-            "name": name, "cell_words": cell_memory_image(cells, u.cell_bits), "adc_shift": adc_shift,
+            "name": name, "cell_words": cell_memory_image(start, u.cell_bits), "adc_shift": adc_shift,
+            "updates": [pack_pulse_slot(*slot) for slot in slots or []],
             "noise_sel": noise_sel, "lfsr_seed": seed, "vectors": xs.astype(int).tolist(),
             "noise_beats": pack_noise(noise, u.noise_port_bits) if noise_sel == NOISE_PORT else [],
             "expected": raw.tolist(), "stalls": stalls and not timed, "timed": timed,
@@ -121,4 +127,31 @@ def make_vectors(unit: CrossbarTile, *, seed: int, n_random: int) -> dict:
           noise=edges)
     p.add("widest_adc_step", target, drawn["widest"], adc_shift=unit.max_adc_shift, noise_sel=NOISE_PORT,
           noise=noise["widest"])
+    _update_phases(p, unit, rng, programmed, acts)
     return {"unit": "crossbar_tile", "seed": seed, "cycles_per_vector": unit.cycles_per_vector, "phases": p.phases}
+
+
+def _update_phases(p: _Phases, unit: CrossbarTile, rng: np.random.Generator, cells: np.ndarray, acts) -> None:
+    """Pulse slots through the update port, each phase read back with every one-hot vector (each cell exactly,
+    at ADC step 1 when the ADC holds a cell) and random vectors: random slots, saturation at both bounds (from
+    the most negative code too), slots that fire no device, one slot."""
+    r, c = unit.rows, unit.cols
+    top = (1 << (unit.cell_bits - 1)) - 1
+    shift = 0 if (1 << (unit.adc_bits - 1)) - 1 >= top else unit.max_adc_shift
+    reads = lambda: np.vstack([np.eye(r, dtype=int), acts(4)])  # noqa: E731
+
+    def slots(n, fire=0.5, down=0.5):
+        return [(rng.random(r) < fire, rng.random(r) < down, rng.random(c) < fire, rng.random(c) < down)
+                for _ in range(n)]
+
+    ones_r, ones_c, zeros_r, zeros_c = np.ones(r, bool), np.ones(c, bool), np.zeros(r, bool), np.zeros(c, bool)
+    p.add("update_random_slots", cells, reads(), adc_shift=shift, noise_sel=NOISE_OFF, slots=slots(48))
+    near_top = rng.integers(top - 3, top + 1, size=(r, c))
+    p.add("update_saturate_up", near_top, reads(), adc_shift=shift, noise_sel=NOISE_OFF,
+          slots=[(ones_r, zeros_r, ones_c, zeros_c)] * 6 + slots(4))
+    near_bottom = rng.integers(-top - 1, -top + 3, size=(r, c))
+    p.add("update_saturate_down", near_bottom, reads(), adc_shift=shift, noise_sel=NOISE_OFF,
+          slots=[(ones_r, ones_r, ones_c, zeros_c)] * 3 + [(ones_r, zeros_r, ones_c, ones_c)] * 3)
+    p.add("update_no_device_fires", cells, reads(), adc_shift=shift, noise_sel=NOISE_OFF,
+          slots=[(zeros_r, ones_r, ones_c, ones_c), (ones_r, zeros_r, zeros_c, ones_c), (zeros_r,) * 2 + (zeros_c,) * 2])
+    p.add("update_one_slot", cells, reads(), adc_shift=shift, noise_sel=NOISE_OFF, slots=slots(1, fire=0.8))

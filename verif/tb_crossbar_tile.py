@@ -1,8 +1,9 @@
 """cocotb testbench: the crossbar tile against the integer crossbar model, every word and its cycle count.
 
 Stimulus and expected words come from ``$NMLLM_TB_VECTORS`` (:mod:`verif.crossbar_tile_vectors`); each
-phase loads cells, sets the ADC range and the noise source, loads the LFSR seed when it names one, and
-streams its vectors (and device-noise beats) with or without random stalls. In a ``timed`` phase (no
+phase loads cells, sets the ADC range and the noise source, loads the LFSR seed when it names one, streams its
+pulse slots into the update port (with random stalls when the phase has them) until the tile has taken them
+all, and streams its vectors (and device-noise beats) with or without random stalls. In a ``timed`` phase (no
 stalls) every vector must take ``cycles_per_vector`` cycles from the clock edge that takes its first
 activation to the one that takes its last result, both counted. A summary goes to ``$NMLLM_TB_SUMMARY``.
 """
@@ -16,6 +17,20 @@ import cocotb
 from cocotb.triggers import FallingEdge
 
 from verif.harness import Harness
+
+
+async def _updates(tb: Harness, beats: list[int], stalls: bool, limit: int) -> None:
+    """Stream the pulse slots ``beats`` into the update port; returns once the tile has taken the last one."""
+    src = tb.sources["update"]
+    src.idle = 0.3 if stalls else 0.0
+    src.queue.extend(beats)
+    start = tb.cycle
+    while src.queue:
+        await tb.tick()
+        if tb.cycle - start >= limit:
+            raise AssertionError(f"timeout after {limit} cycles: {len(src.queue)} update beats not taken")
+    await FallingEdge(tb.clk)
+    src.valid.value = 0
 
 
 async def _timed_run(tb: Harness, acts: list[int], noise: list[int], rows: int, cols: int, n: int,
@@ -48,11 +63,11 @@ async def _timed_run(tb: Harness, acts: list[int], noise: list[int], rows: int, 
 
 @cocotb.test()
 async def crossbar_tile_matches_the_model(dut):
-    """Every phase (device noise, noise off, LFSR, ideal, saturation, zero input, range ends): every word as the
-    model's; every vector of a timed phase in the formula's cycles."""
+    """Every phase (device noise, noise off, LFSR, ideal, saturation, zero input, range ends, pulse updates): every
+    word as the model's; every vector of a timed phase in the formula's cycles."""
     with open(os.environ["NMLLM_TB_VECTORS"]) as f:
         spec = json.load(f)
-    tb = Harness(dut, int(os.environ.get("NMLLM_TB_SEED", "1")), sources=["act", "noise"], sinks=["res"])
+    tb = Harness(dut, int(os.environ.get("NMLLM_TB_SEED", "1")), sources=["act", "noise", "update"], sinks=["res"])
     dut.cells__en.value = 0
     dut.lfsr_load.value = 0
     dut.noise_sel.value = 0
@@ -69,6 +84,8 @@ async def crossbar_tile_matches_the_model(dut):
             dut.lfsr_load.value = 1
             await FallingEdge(dut.clk)
             dut.lfsr_load.value = 0
+        if phase.get("updates"):
+            await _updates(tb, phase["updates"], phase["stalls"], 20 * len(phase["updates"]) + 100)
         n, rows, cols = len(phase["vectors"]), len(phase["vectors"][0]), len(phase["expected"][0])
         acts = [v for vec in phase["vectors"] for v in vec]
         limit = 20 * n * want_cycles + 1000

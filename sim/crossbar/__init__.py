@@ -9,7 +9,8 @@
 - in-situ learning: :mod:`.pulsed_device` (pulsed conductance updates of one array: step shapes,
   asymmetry, variations, write noise, drift, pulse counts and costs), :mod:`.device_presets` (published
   devices and an ideal control), :mod:`.pulsed_update` (stochastic outer-product pulse SGD) and
-  :mod:`.tiki_taka` (the asymmetry-tolerant rule with its symmetry-point handling).
+  :mod:`.tiki_taka` (the asymmetry-tolerant rule with its symmetry-point handling), :mod:`.adapter_read` (an
+  analog adapter read through the DAC/ADC periphery).
 
 The perplexity sweep on crossbars is ``nmllm crossbar-sweep`` (:mod:`experiments.crossbar_perplexity`); the
 in-situ adaptation study is ``nmllm adapt`` (:mod:`experiments.adapt`).

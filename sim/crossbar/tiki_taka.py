@@ -71,11 +71,9 @@ class TikiTaka:
 
     def update(self, x: np.ndarray, d: np.ndarray) -> None:
         """One SGD step into ``A``; every ``transfer_every`` steps one column of ``A`` moves into ``C``."""
-        rows, counts, clipped = pulse_counts(x, d, self.rule, self.fast.device.dw_min, self.rng)
-        self.stats.pulses += self.fast.pulse(counts, rows)
+        p = pulse_counts(x, d, self.rule, self.fast.device.dw_min, self.rng)
+        self.stats.add(p, self.fast.pulse(p.counts, p.rows), self.rule.bl)
         self.stats.updates += 1
-        self.stats.slots += self.rule.bl
-        self.stats.clipped += clipped
         if self.stats.updates % self.transfer_every == 0:
             self._transfer()
 
@@ -86,8 +84,6 @@ class TikiTaka:
         self.stats.reads += 1
         onehot = np.zeros(self.fast.shape[1])
         onehot[k] = 1.0
-        rows, counts, clipped = pulse_counts(onehot, -col, self.transfer, self.slow.device.dw_min, self.rng)
-        self.stats.pulses += self.slow.pulse(counts, rows)
-        self.stats.slots += self.transfer.bl
-        self.stats.clipped += clipped
+        p = pulse_counts(onehot, -col, self.transfer, self.slow.device.dw_min, self.rng)
+        self.stats.add(p, self.slow.pulse(p.counts, p.rows), self.transfer.bl)
         self.stats.extra["transfers"] += 1
