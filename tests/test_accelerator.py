@@ -2,6 +2,7 @@
 Amaranth's simulator at every bus width, and the cocotb run against the golden model with its negative control."""
 
 import copy
+import dataclasses
 import random
 import re
 from pathlib import Path
@@ -87,6 +88,13 @@ def test_a_spike_attention_program_is_refused():
                  use_lower_bound=False)
     with pytest.raises(ImageError, match="the accelerator runs MLGRU programs only, not 'spike_attention'"):
         build_image(IntegerProgram.random(cfg, seed=0), 4)
+
+
+def test_a_program_with_sparsity_levers_is_refused(program):
+    with pytest.raises(ImageError, match="runs SiLU GLUs on dense input codes.*glu_activation='relu'"):
+        build_image(dataclasses.replace(program, glu_activation="relu"), 4)
+    with pytest.raises(ImageError, match="input_sparsity=.*run it on the golden model"):
+        build_image(program.with_input_sparsity({"o": {"topk": 4}}), 4)
 
 
 def test_compile_images_writes_the_accelerator_image_of_a_checkpoint(tmp_path):

@@ -87,6 +87,10 @@ def build_image(program: IntegerProgram, lanes: int) -> bytes:
         raise ImageError(f"the accelerator runs MLGRU programs only, not {program.token_mixer!r}")
     if list(program.projections) != list(PROJECTIONS):
         raise ImageError("the program's projections differ from the accelerator's")
+    if program.glu_activation != "silu" or program.input_sparsity:
+        raise ImageError(f"the accelerator runs SiLU GLUs on dense input codes; this program has "
+                         f"glu_activation={program.glu_activation!r}, input_sparsity={program.input_sparsity!r}: "
+                         f"run it on the golden model (--engine golden)")
     units = [layer_load_frames(layer, lanes) for layer in program.layers] + [_head_frames(program, lanes)]
     words = [w for u, frames in enumerate(units) for f in frames for w in [(u << 24) | len(f), *f]]
     d, v, L = program.hidden_size, program.vocab_size, len(program.layers)
