@@ -37,17 +37,13 @@ __all__ = ["ABLATION", "system_cost", "run_sweep", "plot_sweep", "run_ablation",
 def system_cost(events: list, shape, tokens: int, presets: Sequence[str], cache: dict) -> dict:
     """Energy per token and token latency from the system model on the golden model's measured activity."""
     from sim.system.activity import activity_from_layer_events
-    from sim.system.compiler import auto_chips, compile_model
-    from sim.system.energy import load_preset
+    from sim.system.compiler import mapped_on
     from sim.system.model import SystemModel
 
     act = activity_from_layer_events(events, shape, tokens, what="golden model of the pruned program")
     out = {}
     for name in presets:
-        if name not in cache:
-            preset = auto_chips(shape, load_preset(name))
-            cache[name] = (preset, compile_model(shape, preset))
-        preset, mapping = cache[name]
+        preset, mapping = mapped_on(shape, name, cache)
         r = SystemModel(mapping, preset, act).run(prompt_tokens=500)
         dyn = sum(v for k, v in r.energy_j.items() if k not in ("static", "total"))
         out[name] = {"energy_per_token_j": r.energy_per_token_j, "dynamic_energy_per_token_j": dyn,

@@ -71,17 +71,13 @@ def _system_cost(stages, shape, tokens: int, presets, cache: dict) -> dict:
     """Per preset: energy per token (static and dynamic apart) and latency of the system model on the measured
     per-stage activity (``nmllm simulate --activity``'s input)."""
     from sim.system.activity import activity_from_stage_events
-    from sim.system.compiler import auto_chips, compile_model
-    from sim.system.energy import load_preset
+    from sim.system.compiler import mapped_on
     from sim.system.model import simulate
 
     act = activity_from_stage_events(stages, shape, tokens, what="integer program with input sparsity")
     out = {}
     for name in presets:
-        if name not in cache:
-            preset = auto_chips(shape, load_preset(name))
-            cache[name] = (preset, compile_model(shape, preset))
-        preset, mapping = cache[name]
+        preset, mapping = mapped_on(shape, name, cache)
         r = simulate(mapping, preset, act)
         out[name] = {"energy_per_token_j": r.energy_per_token_j, "dynamic_energy_per_token_j": r.dynamic_j,
                      "static_energy_per_token_j": r.static_j, "synaptic_op_energy_per_token_j": r.energy_j["synaptic_ops"],

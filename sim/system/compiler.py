@@ -56,7 +56,7 @@ import numpy as np
 
 from models.program import numformat as nf
 
-from sim.system.energy import Preset
+from sim.system.energy import Preset, load_preset
 from sim.system.hwconfig import HWConfig
 from sim.system.shapes import ModelShape
 
@@ -594,6 +594,14 @@ def compile_model(shape: ModelShape, preset: Preset, fill: float = 1.0, placemen
 def auto_chips(shape: ModelShape, preset: Preset, fill: float = 1.0) -> Preset:
     """``preset`` with ``chips`` set to what ``shape`` needs."""
     return preset.with_overrides({"chips": chips_needed(shape, preset.hardware.replace(chips=1), fill)})
+
+
+def mapped_on(shape: ModelShape, preset_name: str, cache: dict) -> tuple[Preset, Mapping]:
+    """``shape`` on just enough chips of the named preset, and its mapping; compiled once per name into ``cache``."""
+    if preset_name not in cache:
+        preset = auto_chips(shape, load_preset(preset_name))
+        cache[preset_name] = (preset, compile_model(shape, preset))
+    return cache[preset_name]
 
 
 def describe(mapping: Mapping) -> dict[str, Any]:
